@@ -1,0 +1,414 @@
+package actor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/benbjohnson/clock"
+)
+
+// State is the state of a breaker.
+type State int
+
+const (
+	// StateClosed lets calls through and counts consecutive failures.
+	StateClosed State = iota
+	// StateHalfOpen lets a single probe through; its outcome decides.
+	StateHalfOpen
+	// StateOpen refuses every call until the retry timer fires.
+	StateOpen
+)
+
+// String returns "closed", "half-open" or "open".
+func (s State) String() string {
+	switch s {
+	case StateClosed:
+		return "closed"
+	case StateHalfOpen:
+		return "half-open"
+	case StateOpen:
+		return "open"
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// Outcome says how a report is counted.
+type Outcome int
+
+const (
+	// Success ends a run of failures; a successful probe closes the breaker.
+	Success Outcome = iota + 1
+	// Failure extends the run of consecutive failures; a failed probe
+	// re-opens the breaker.
+	Failure
+	// Ignored is neither success nor failure: it changes no state. An ignored
+	// probe leaves the breaker half-open and lets the next permit probe.
+	Ignored
+)
+
+// String returns "success", "failure" or "ignored".
+func (o Outcome) String() string {
+	switch o {
+	case Success:
+		return "success"
+	case Failure:
+		return "failure"
+	case Ignored:
+		return "ignored"
+	}
+	return "Outcome(" + strconv.Itoa(int(o)) + ")"
+}
+
+func (o Outcome) valid() bool { return o >= Success && o <= Ignored }
+
+// Counts are a breaker's statistics, cumulative for its whole life:
+// transitions do not reset them.
+type Counts struct {
+	Requests  uint64 // permits granted (probes included)
+	Rejected  uint64 // permits refused because the breaker was open or its probe was out
+	Successes uint64 // reports applied as Success
+	Failures  uint64 // reports applied as Failure, and probes that timed out
+	Ignored   uint64 // reports applied as Ignored
+	// ConsecutiveFailures is the current run of failures since the last
+	// success; 0 after the breaker closes.
+	ConsecutiveFailures uint64
+}
+
+// Event is one state transition, as delivered by [Breaker.Subscribe].
+type Event struct {
+	Seq      uint64    // 1, 2, 3, ... per breaker, one per transition; a gap means this subscriber lost events
+	Breaker  string    // the breaker's name
+	From, To State     // the transition
+	At       time.Time // the breaker clock's time of the transition; for a timer-driven one, when the timer was due
+	Reason   string    // human-readable: "3 consecutive failures", "retry timer elapsed", "probe succeeded", ...
+}
+
+var (
+	// ErrOpen is matched by errors.Is for every refusal: the breaker was open,
+	// or half-open with its probe out. The refusal itself is an [*OpenError].
+	ErrOpen = errors.New("circuitbreaker: breaker is open")
+	// ErrStopped is returned by Permit and Call once the breaker is stopped.
+	ErrStopped = errors.New("circuitbreaker: breaker is stopped")
+	// ErrInvalid is wrapped by every error about bad input: an invalid option
+	// given to New, a nil Breaker or function given to Call.
+	ErrInvalid = errors.New("circuitbreaker: invalid argument")
+)
+
+// OpenError is the error of a refused permit. errors.Is(err, ErrOpen) is true
+// for it.
+type OpenError struct {
+	Breaker string // the breaker's name
+	State   State  // StateOpen, or StateHalfOpen when the probe is out
+	// RetryAfter is the time left on the breaker's clock until the retry timer
+	// fires (open) or the probe's deadline passes (half-open). Never negative.
+	RetryAfter time.Duration
+}
+
+// Error says which breaker refused and for how long it expects to.
+func (e *OpenError) Error() string {
+	name := ""
+	if e.Breaker != "" {
+		name = " " + strconv.Quote(e.Breaker)
+	}
+	if e.State == StateHalfOpen {
+		return fmt.Sprintf("circuitbreaker: breaker%s is half-open and its probe is out; retry after %v", name, e.RetryAfter)
+	}
+	return fmt.Sprintf("circuitbreaker: breaker%s is open; retry after %v", name, e.RetryAfter)
+}
+
+// Is reports whether target is ErrOpen.
+func (e *OpenError) Is(target error) bool { return target == ErrOpen }
+
+// A Breaker is a circuit breaker run by its own goroutine. Create it with
+// [New] and release it with [Stop]. All its methods are safe for concurrent
+// use.
+type Breaker struct {
+	// Immutable after New:
+	name       string
+	clock      clock.Clock
+	logger     *slog.Logger // nil: slog.Default() at the time of logging
+	classifier classifier
+
+	// snap is written only by the loop (after every step that changes
+	// something) and read by callers: the lock-free fast path.
+	snap atomic.Pointer[snapshot]
+
+	permitc chan permitRequest    // from Permit -> loop, when the snapshot says half-open with the probe free
+	reportc chan reportRequest    // from Report -> loop, for outcomes that may change state
+	subc    chan subscribeRequest // from Subscribe and cancel -> loop
+	stop    chan struct{}         // from Stop -> loop
+	done    chan struct{}         // closed by the loop goroutine when it exits
+
+	_      [64]byte // keeps the counters, written by every caller, off the read-mostly line above
+	counts counters
+	_      [64]byte
+}
+
+// counters are bumped atomically by callers (fast path) and by the loop.
+type counters struct {
+	requests, rejected, successes, failures, ignored atomic.Uint64
+}
+
+func (c *counters) applied(o Outcome) {
+	switch o {
+	case Success:
+		c.successes.Add(1)
+	case Failure:
+		c.failures.Add(1)
+	case Ignored:
+		c.ignored.Add(1)
+	}
+}
+
+// snapshot is what the loop publishes after a step: immutable once stored.
+type snapshot struct {
+	state    State
+	gen      uint64 // incremented by every transition
+	failures uint64 // consecutive failures
+	probeOut bool   // half-open: the probe is granted and not yet reported
+	deadline time.Time
+	stopped  bool
+}
+
+// New starts a breaker with the given options and returns it. An invalid
+// option (a nil one too) makes New return nil and an error that names it and
+// wraps [ErrInvalid]. Call [Breaker.Stop] when done with the breaker, or its
+// goroutine lives on.
+func New(opts ...Option) (*Breaker, error) {
+	o, err := buildOptions(opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &Breaker{
+		name:       o.name,
+		clock:      o.clock,
+		logger:     o.logger,
+		classifier: o.classifier(),
+		permitc:    make(chan permitRequest),
+		reportc:    make(chan reportRequest),
+		subc:       make(chan subscribeRequest),
+		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	m := newMachine(o.name, o.allowedFails, o.retry, o.probeTimeout)
+	b.snap.Store(m.snapshot())
+	l := &loop{b: b, m: m, published: *b.snap.Load()}
+	go l.run()
+	return b, nil
+}
+
+// Name returns the name given with [WithName].
+func (b *Breaker) Name() string {
+	if b == nil {
+		return ""
+	}
+	return b.name
+}
+
+// State returns the breaker's current state; after Stop, its last state.
+func (b *Breaker) State() State {
+	if b == nil {
+		return StateClosed
+	}
+	return b.snap.Load().state
+}
+
+// Counts returns the breaker's statistics. Each field is exact; fields are
+// read one after the other, so under concurrent traffic they need not add up
+// to one instant. After Stop, the last values.
+func (b *Breaker) Counts() Counts {
+	if b == nil {
+		return Counts{}
+	}
+	return Counts{
+		Requests:            b.counts.requests.Load(),
+		Rejected:            b.counts.rejected.Load(),
+		Successes:           b.counts.successes.Load(),
+		Failures:            b.counts.failures.Load(),
+		Ignored:             b.counts.ignored.Load(),
+		ConsecutiveFailures: b.snap.Load().failures,
+	}
+}
+
+// Stop stops the breaker's goroutine and returns after it has exited. Then
+// every pending and later Permit and Call returns [ErrStopped], reports
+// return false, and subscriptions are closed. Calls already running their
+// function are not waited for. Stop is idempotent.
+func (b *Breaker) Stop() {
+	if b == nil {
+		return
+	}
+	select {
+	case b.stop <- struct{}{}:
+	case <-b.done:
+		return
+	}
+	<-b.done
+}
+
+// A Permit is the right to make one call. Report its outcome exactly once
+// with [Permit.Report] or [Permit.ReportOutcome]; later reports return false.
+// A permit that is never reported costs nothing in the closed state; a probe
+// that is never reported counts as a failure after the probe timeout.
+type Permit struct {
+	b        *Breaker
+	t        ticket
+	reported atomic.Bool
+}
+
+// ticket identifies a granted permit to the loop: which generation it was
+// granted in, and whether it is the half-open probe.
+type ticket struct {
+	gen   uint64
+	probe bool
+}
+
+// Permit asks the breaker for a permit. It returns a *[OpenError] (matching
+// [ErrOpen]) when the breaker refuses, [ErrStopped] after Stop, and ctx.Err()
+// when ctx is done before or while waiting for the breaker; with an error
+// there is no permit and nothing to report. A nil ctx is treated as
+// context.Background().
+func (b *Breaker) Permit(ctx context.Context) (*Permit, error) {
+	t, err := b.acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &Permit{b: b, t: t}, nil
+}
+
+// Probe reports whether p is the half-open probe, the one permit whose
+// outcome decides whether the breaker closes.
+func (p *Permit) Probe() bool { return p != nil && p.t.probe }
+
+// Report classifies err (see [WithAllowedErrors], [WithFailureErrors],
+// [WithClassifier]; nil is a Success) and applies it. It returns true if the
+// report was applied as Success, Failure or Ignored; false if p is nil, was
+// already reported, is stale (granted before the breaker's latest
+// transition), or the breaker is stopped. When it returns, its effect is
+// visible in State, Counts, Permit and on subscriptions.
+func (p *Permit) Report(err error) bool {
+	if p == nil || p.b == nil {
+		return false
+	}
+	c := p.b.classify(err)
+	if !p.reported.CompareAndSwap(false, true) {
+		return false
+	}
+	applied := p.b.settle(p.t, c.outcome)
+	if applied {
+		p.b.logClassified(context.Background(), c, err)
+	}
+	return applied
+}
+
+// ReportOutcome applies an explicit outcome. It returns true if applied, and
+// false as Report does; an out-of-range Outcome returns false and leaves the
+// permit outstanding.
+func (p *Permit) ReportOutcome(o Outcome) bool {
+	if p == nil || p.b == nil || !o.valid() {
+		return false
+	}
+	if !p.reported.CompareAndSwap(false, true) {
+		return false
+	}
+	return p.b.settle(p.t, o)
+}
+
+// acquire grants a ticket from the published snapshot when it can, and asks
+// the loop only in half-open with the probe free.
+func (b *Breaker) acquire(ctx context.Context) (ticket, error) {
+	if b == nil {
+		return ticket{}, errNilBreaker
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := ctx.Err(); err != nil {
+		return ticket{}, err
+	}
+	s := b.snap.Load()
+	switch {
+	case s.stopped:
+		return ticket{}, ErrStopped
+	case s.state == StateClosed:
+		b.counts.requests.Add(1)
+		return ticket{gen: s.gen}, nil
+	case s.state == StateOpen || s.probeOut:
+		b.counts.rejected.Add(1)
+		return ticket{}, &OpenError{Breaker: b.name, State: s.state, RetryAfter: timeLeft(s.deadline, b.clock.Now())}
+	}
+	return b.acquireFromLoop(ctx)
+}
+
+func (b *Breaker) acquireFromLoop(ctx context.Context) (ticket, error) {
+	req := permitRequest{reply: make(chan permitReply, 1)} // buffered: the loop's reply never blocks
+	select {
+	case b.permitc <- req:
+	case <-ctx.Done():
+		return ticket{}, ctx.Err()
+	case <-b.done:
+		return ticket{}, ErrStopped
+	}
+	var r permitReply
+	select {
+	case r = <-req.reply:
+	case <-ctx.Done():
+		// The loop took the request, so it answers without delay. Wait for
+		// that answer so that a probe granted meanwhile is released, not
+		// leaked until its deadline.
+		if r = <-req.reply; r.refusal == nil && r.ticket.probe {
+			b.settle(r.ticket, release)
+		}
+		return ticket{}, ctx.Err()
+	}
+	if r.refusal != nil {
+		b.counts.rejected.Add(1)
+		return ticket{}, r.refusal
+	}
+	b.counts.requests.Add(1)
+	return r.ticket, nil
+}
+
+// settle applies an outcome (or a release) for a ticket and reports whether
+// it was applied. Outcomes that cannot change the state are applied right
+// here, at the snapshot read; the rest go to the loop, synchronously.
+func (b *Breaker) settle(t ticket, o Outcome) bool {
+	s := b.snap.Load()
+	if s.stopped || t.gen != s.gen {
+		// Generations only grow and the snapshot is never behind a granted
+		// ticket, so a ticket of an older generation is stale for good.
+		return false
+	}
+	if s.state == StateClosed && (o == Ignored || (o == Success && s.failures == 0)) {
+		b.counts.applied(o)
+		return true
+	}
+	req := reportRequest{ticket: t, outcome: o, reply: make(chan bool, 1)} // buffered: the loop's reply never blocks
+	select {
+	case b.reportc <- req:
+	case <-b.done:
+		return false
+	}
+	// The loop took the request; it replies within the same step, also when
+	// it is about to stop.
+	return <-req.reply
+}
+
+func timeLeft(deadline, now time.Time) time.Duration {
+	if d := deadline.Sub(now); d > 0 {
+		return d
+	}
+	return 0
+}
+
+func (b *Breaker) log() *slog.Logger {
+	if b.logger != nil {
+		return b.logger
+	}
+	return slog.Default()
+}

@@ -1,0 +1,95 @@
+package actor
+
+import (
+	"context"
+	"fmt"
+)
+
+var (
+	errNilBreaker  = fmt.Errorf("%w: nil *Breaker", ErrInvalid)
+	errNilFunc     = fmt.Errorf("%w: Call: nil fn", ErrInvalid)
+	errNilValidate = fmt.Errorf("%w: Validate(nil): a function is required", ErrInvalid)
+)
+
+// A CallOption configures one [Call] or [Wrap]. Its zero value does nothing.
+type CallOption[T any] struct {
+	validate func(T) bool
+	nilFunc  bool // Validate(nil): Call returns an error
+}
+
+// Validate makes a nil error from fn count as a Failure when ok(result) is
+// false, like the seed's validation_func; the caller still gets fn's result
+// and error unchanged. Given more than once, every ok must pass. Without it,
+// results do not matter: a nil error is a Success. Validate(nil) makes Call
+// return an error wrapping [ErrInvalid] without running fn.
+func Validate[T any](ok func(T) bool) CallOption[T] {
+	return CallOption[T]{validate: ok, nilFunc: ok == nil}
+}
+
+// Call runs fn under a permit of b and reports its outcome: a nil error is a
+// Success unless a [Validate] says the result is not ok; other errors are
+// classified as the breaker's options say. It returns fn's result and error
+// unchanged. When the breaker refuses, fn does not run and Call returns the
+// zero T and the refusal: an [*OpenError] (errors.Is(err, ErrOpen)),
+// [ErrStopped], or ctx.Err(). If fn panics, the call counts as a Failure and
+// the panic goes on with its original value. A nil b or fn returns an error
+// wrapping [ErrInvalid] without taking a permit; a nil ctx is treated as
+// context.Background().
+func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error), opts ...CallOption[T]) (T, error) {
+	var zero T
+	if b == nil {
+		return zero, errNilBreaker
+	}
+	if fn == nil {
+		return zero, errNilFunc
+	}
+	for _, o := range opts {
+		if o.nilFunc {
+			return zero, errNilValidate
+		}
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	t, err := b.acquire(ctx)
+	if err != nil {
+		return zero, err
+	}
+	settled := false
+	defer func() {
+		if !settled {
+			// fn or a validator panicked (or called runtime.Goexit). Count
+			// it, and let the panic go on with its own value and stack.
+			if b.settle(t, Failure) {
+				b.logClassified(ctx, classified{Failure, whyDidNotReturn}, nil)
+			}
+		}
+	}()
+	result, err := fn(ctx)
+	c := b.classify(err)
+	if err == nil && !valid(result, opts) {
+		c = classified{Failure, whyInvalid}
+	}
+	settled = true
+	if b.settle(t, c.outcome) {
+		b.logClassified(ctx, c, err)
+	}
+	return result, err
+}
+
+func valid[T any](result T, opts []CallOption[T]) bool {
+	for _, o := range opts {
+		if o.validate != nil && !o.validate(result) {
+			return false
+		}
+	}
+	return true
+}
+
+// Wrap returns fn guarded by b: each call of the result is a [Call] with the
+// given options. A nil b or fn is reported by each call, as Call does.
+func Wrap[T any](b *Breaker, fn func(context.Context) (T, error), opts ...CallOption[T]) func(context.Context) (T, error) {
+	return func(ctx context.Context) (T, error) {
+		return Call(ctx, b, fn, opts...)
+	}
+}

@@ -1,0 +1,314 @@
+package actor
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/benbjohnson/clock"
+)
+
+// This file holds the breaker's state machine (machine: plain methods, no
+// goroutines, time passed in) and the goroutine around it (loop: a select
+// that feeds the machine, arms its timer, publishes its snapshot and events).
+//
+// Why callers may skip the loop. The loop publishes a new snapshot after
+// every step that changes anything, before it replies or publishes an event,
+// so the snapshot a caller reads is the machine's state at some instant
+// between two steps. A caller acts on it only where the outcome cannot depend
+// on what the loop does next:
+//
+//   - closed: any number of permits may be out, so granting one from the
+//     snapshot is what the loop would do; the permit carries the snapshot's
+//     generation, so a transition the loop makes meanwhile makes it stale,
+//     exactly as if the loop had granted it just before that transition;
+//   - open, or half-open with the probe out: the loop would refuse too;
+//   - a Success or Ignored for a permit of the snapshot's generation while it
+//     says "closed, no consecutive failures": it changes no state (the run is
+//     already 0), so it takes effect at that read, ordered before whatever
+//     the loop does next; only its counter is bumped;
+//   - a ticket of an older generation than the snapshot is stale for good,
+//     because generations only grow.
+//
+// Everything else (failures, a success that ends a run of failures, any
+// probe, a permit while half-open with the probe free) goes to the loop, and
+// the caller waits for its reply. TestFastPathSuccessIsOrderedBeforeLoop
+// shows the ordering.
+
+// machine is the breaker's state machine. It is not safe for concurrent use:
+// only the loop goroutine (or a test) touches it.
+type machine struct {
+	name         string
+	allowedFails uint64
+	retry        time.Duration
+	probeTimeout time.Duration
+
+	state    State
+	gen      uint64 // incremented by every transition
+	failures uint64 // consecutive failures since the last success
+	probeOut bool   // half-open: the probe is granted and not yet reported
+	// deadline is when the retry timer is due (open) or the probe's deadline
+	// (half-open with the probe out); zero otherwise.
+	deadline time.Time
+	timerSeq uint64 // incremented whenever deadline changes: the loop re-arms
+	seq      uint64 // Seq of the last event
+}
+
+func newMachine(name string, allowedFails int, retry, probeTimeout time.Duration) *machine {
+	return &machine{name: name, allowedFails: uint64(allowedFails), retry: retry, probeTimeout: probeTimeout}
+}
+
+// acquire grants a ticket or refuses, at time now.
+func (m *machine) acquire(now time.Time) (ticket, *OpenError) {
+	switch {
+	case m.state == StateClosed:
+		return ticket{gen: m.gen}, nil
+	case m.state == StateOpen || m.probeOut:
+		return ticket{}, &OpenError{Breaker: m.name, State: m.state, RetryAfter: timeLeft(m.deadline, now)}
+	}
+	m.probeOut = true
+	m.setDeadline(now.Add(m.probeTimeout))
+	return ticket{gen: m.gen, probe: true}, nil
+}
+
+// settle applies an outcome (or a release) for a ticket at time now. It
+// returns whether it was applied and the transition it caused, if any.
+func (m *machine) settle(now time.Time, t ticket, o Outcome) (bool, *Event) {
+	if t.gen != m.gen {
+		return false, nil // stale: granted before the latest transition
+	}
+	if m.state == StateHalfOpen {
+		if !t.probe || !m.probeOut {
+			return false, nil
+		}
+		switch o {
+		case Success:
+			m.failures = 0
+			return true, m.transition(StateClosed, now, "probe succeeded")
+		case Failure:
+			m.failures++
+			return true, m.open(now, now, "probe failed")
+		}
+		// Ignored or released: the next permit may probe.
+		m.probeOut = false
+		m.setDeadline(time.Time{})
+		return true, nil
+	}
+	if m.state != StateClosed {
+		return false, nil // no permit of an open generation exists
+	}
+	switch o {
+	case Success:
+		m.failures = 0
+	case Failure:
+		m.failures++
+		if m.failures >= m.allowedFails {
+			return true, m.open(now, now, fmt.Sprintf("%d consecutive failures", m.failures))
+		}
+	}
+	return true, nil
+}
+
+// timerFired handles the firing of the timer armed for m.deadline. It returns
+// the transition and whether it counted a failure (a probe that timed out).
+func (m *machine) timerFired() (*Event, bool) {
+	due := m.deadline
+	switch {
+	case m.state == StateOpen:
+		m.setDeadline(time.Time{})
+		return m.transition(StateHalfOpen, due, "retry timer elapsed"), false
+	case m.state == StateHalfOpen && m.probeOut:
+		m.failures++
+		// The next retry period starts when the probe was due, so that the
+		// schedule does not drift with how late the loop ran.
+		return m.open(due, due, fmt.Sprintf("probe not reported within %v", m.probeTimeout)), true
+	}
+	return nil, false
+}
+
+// open moves to open at time at, with the retry timer counted from from.
+func (m *machine) open(at, from time.Time, reason string) *Event {
+	m.setDeadline(from.Add(m.retry))
+	return m.transition(StateOpen, at, reason)
+}
+
+func (m *machine) transition(to State, at time.Time, reason string) *Event {
+	from := m.state
+	m.state = to
+	m.gen++
+	m.probeOut = false
+	if to != StateOpen {
+		m.setDeadline(time.Time{})
+	}
+	m.seq++
+	return &Event{Seq: m.seq, Breaker: m.name, From: from, To: to, At: at, Reason: reason}
+}
+
+func (m *machine) setDeadline(d time.Time) {
+	if !d.Equal(m.deadline) {
+		m.timerSeq++
+	}
+	m.deadline = d
+}
+
+func (m *machine) snapshot() *snapshot {
+	return &snapshot{state: m.state, gen: m.gen, failures: m.failures, probeOut: m.probeOut, deadline: m.deadline}
+}
+
+// loop is the goroutine around a machine. All fields are owned by it.
+type loop struct {
+	b *Breaker
+	m *machine
+
+	timer    *clock.Timer
+	timerc   <-chan time.Time // nil while no timer is armed
+	armedSeq uint64           // m.timerSeq the timer was armed for
+
+	published snapshot // the last snapshot stored in b.snap
+	subs      []*subscriber
+}
+
+func (l *loop) run() {
+	defer close(l.b.done)
+	b, m := l.b, l.m
+	for {
+		// Stop goes first: callers still queued when it arrives get
+		// ErrStopped instead of a permit from a breaker about to stop.
+		select {
+		case <-b.stop:
+			l.shutdown()
+			return
+		default:
+		}
+		select {
+		case req := <-b.permitc:
+			now := b.clock.Now()
+			t, refusal := m.acquire(now)
+			l.commit(now, nil)
+			req.reply <- permitReply{ticket: t, refusal: refusal}
+
+		case req := <-b.reportc:
+			now := b.clock.Now()
+			applied, ev := m.settle(now, req.ticket, req.outcome)
+			if applied && req.outcome != release {
+				b.counts.applied(req.outcome)
+			}
+			l.commit(now, ev)
+			req.reply <- applied
+			l.logTransition(ev)
+
+		case <-l.timerc:
+			l.timer, l.timerc = nil, nil
+			ev, failed := m.timerFired()
+			if failed {
+				b.counts.failures.Add(1)
+			}
+			l.commit(b.clock.Now(), ev)
+			l.logTransition(ev)
+
+		case req := <-b.subc:
+			l.subscription(req)
+
+		case <-b.stop:
+			l.shutdown()
+			return
+		}
+	}
+}
+
+// commit makes a step visible, in the order semantic 7 needs: arm the timer,
+// then publish the snapshot, then the event. The caller replies after it.
+func (l *loop) commit(now time.Time, ev *Event) {
+	if l.m.timerSeq != l.armedSeq {
+		l.arm(now)
+	}
+	if next := l.m.snapshot(); *next != l.published {
+		l.published = *next
+		l.b.snap.Store(next)
+	}
+	if ev != nil {
+		for _, s := range l.subs {
+			s.offer(*ev)
+		}
+	}
+}
+
+// arm replaces the timer with a fresh one for m.deadline (or none). A fresh
+// timer per arming, never Reset: a mock timer that has fired must not be
+// reused.
+func (l *loop) arm(now time.Time) {
+	l.armedSeq = l.m.timerSeq
+	if l.timer != nil {
+		l.timer.Stop()
+		l.timer, l.timerc = nil, nil
+	}
+	if l.m.deadline.IsZero() {
+		return
+	}
+	// At least 1ns: a mock clock fires a timer that is already due inside
+	// Timer, which races with a concurrent Add firing it too.
+	d := max(l.m.deadline.Sub(now), time.Nanosecond)
+	l.timer = l.b.clock.Timer(d)
+	l.timerc = l.timer.C
+}
+
+func (l *loop) subscription(req subscribeRequest) {
+	if !req.cancel {
+		l.subs = append(l.subs, req.sub)
+		return
+	}
+	for i, s := range l.subs {
+		if s == req.sub {
+			close(s.ch)
+			l.subs = append(l.subs[:i], l.subs[i+1:]...)
+			break
+		}
+	}
+	close(req.done)
+}
+
+// shutdown publishes the final snapshot and closes every subscription.
+func (l *loop) shutdown() {
+	if l.timer != nil {
+		l.timer.Stop()
+	}
+	final := l.m.snapshot()
+	final.stopped = true
+	l.b.snap.Store(final)
+	for _, s := range l.subs {
+		close(s.ch)
+	}
+	l.subs = nil
+}
+
+func (l *loop) logTransition(ev *Event) {
+	if ev == nil {
+		return
+	}
+	level := slog.LevelInfo
+	if ev.To == StateOpen {
+		level = slog.LevelWarn
+	}
+	logger := l.b.log()
+	ctx := context.Background()
+	if !logger.Enabled(ctx, level) {
+		return
+	}
+	logger.LogAttrs(ctx, level, "circuit breaker "+transitionVerb(ev.To),
+		slog.String("breaker", ev.Breaker),
+		slog.String("from", ev.From.String()),
+		slog.String("reason", ev.Reason),
+		slog.Uint64("seq", ev.Seq),
+	)
+}
+
+func transitionVerb(to State) string {
+	switch to {
+	case StateOpen:
+		return "opened"
+	case StateHalfOpen:
+		return "half-opened"
+	}
+	return "closed"
+}
