@@ -1,0 +1,148 @@
+//go:build unix
+
+package bench
+
+import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/circuitbreaker-go/circuitbreaker/actor"
+	eapache "github.com/eapache/go-resiliency/breaker"
+	failsafecb "github.com/failsafe-go/failsafe-go/circuitbreaker"
+	mercari "github.com/mercari/go-circuitbreaker"
+	"github.com/sony/gobreaker/v2"
+)
+
+// BenchmarkIdle creates BENCH_IDLE_BREAKERS (default 100,000) idle breakers,
+// holds them for BENCH_IDLE_WINDOW (default 2s) and reports:
+//
+//   - bytes/breaker: heap (HeapAlloc) plus goroutine stacks (StackInuse)
+//     added per breaker, after runtime.GC, with all breakers alive;
+//   - heap-B/breaker, stack-B/breaker: the two parts;
+//   - goroutines/breaker: goroutines added per breaker;
+//   - cpu-fraction: process CPU time (user+system, getrusage) over the idle
+//     window, as a fraction of one core. It includes the Go runtime's own
+//     background work; gobreaker, which starts no goroutines, shows that floor;
+//   - ns/op: the cost of creating one breaker (New), not the whole benchmark.
+//
+// Skipped with -short.
+func BenchmarkIdle(b *testing.B) {
+	if testing.Short() {
+		b.Skip("creates 100,000 breakers and idles for 2s; skipped with -short")
+	}
+	n := envInt(b, "BENCH_IDLE_BREAKERS", 100_000)
+	window := envDuration(b, "BENCH_IDLE_WINDOW", 2*time.Second)
+
+	b.Run("impl=gobreaker", func(b *testing.B) {
+		idle(b, n, window, func() *gobreaker.CircuitBreaker[int] { return newGobreaker(tripAfter) }, nil)
+	})
+	b.Run("impl=actor", func(b *testing.B) {
+		idle(b, n, window, func() *actor.Breaker {
+			br, err := actor.New(actor.WithAllowedFails(tripAfter), actor.WithRetryTimer(openFor))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return br
+		}, (*actor.Breaker).Stop)
+	})
+	b.Run("impl=failsafe", func(b *testing.B) {
+		idle(b, n, window, func() failsafecb.CircuitBreaker[int] { return newFailsafe(tripAfter) }, nil)
+	})
+	b.Run("impl=mercari", func(b *testing.B) {
+		idle(b, n, window, func() *mercari.CircuitBreaker { return newMercari(tripAfter) }, nil)
+	})
+	b.Run("impl=eapache", func(b *testing.B) {
+		idle(b, n, window, func() *eapache.Breaker { return newEapache(eapacheNeverTrips) }, nil)
+	})
+}
+
+// idle measures n breakers made by mk, then releases each with stop (if any).
+// Every iteration measures afresh; the metrics are those of the last one.
+// The timer runs throughout, so one iteration outlasts the default benchtime
+// and b.N stays 1.
+func idle[B any](b *testing.B, n int, window time.Duration, mk func() B, stop func(B)) {
+	var created time.Duration
+	var heap, stack, goroutines, cpu float64
+	for range b.N {
+		breakers := make([]B, n) // allocated before the baseline: not counted
+		before := settled()
+		g0 := runtime.NumGoroutine()
+
+		t := time.Now()
+		for i := range breakers {
+			breakers[i] = mk()
+		}
+		created = time.Since(t)
+
+		after := settled()
+		goroutines = float64(runtime.NumGoroutine()-g0) / float64(n)
+		heap = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(n)
+		stack = (float64(after.StackInuse) - float64(before.StackInuse)) / float64(n)
+
+		cpu0, t0 := cpuTime(b), time.Now()
+		time.Sleep(window)
+		cpu = float64(cpuTime(b)-cpu0) / float64(time.Since(t0))
+
+		runtime.KeepAlive(breakers)
+		if stop != nil {
+			for _, br := range breakers {
+				stop(br)
+			}
+		}
+	}
+	b.ReportMetric(float64(created.Nanoseconds())/float64(n), "ns/op")
+	b.ReportMetric(heap+stack, "bytes/breaker")
+	b.ReportMetric(heap, "heap-B/breaker")
+	b.ReportMetric(stack, "stack-B/breaker")
+	b.ReportMetric(goroutines, "goroutines/breaker")
+	b.ReportMetric(cpu, "cpu-fraction")
+}
+
+// settled collects garbage and returns freed memory to the OS (so the
+// background scavenger has nothing to do in the idle window), then reads
+// the memory statistics.
+func settled() runtime.MemStats {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m
+}
+
+// cpuTime is the process's user plus system CPU time so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func envInt(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q: want a positive integer", name, s)
+	}
+	return n
+}
+
+func envDuration(b *testing.B, name string, def time.Duration) time.Duration {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		b.Fatalf("%s=%q: want a positive duration such as 2s", name, s)
+	}
+	return d
+}
