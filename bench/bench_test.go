@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 	"testing"
 
@@ -489,6 +488,6 @@ func actorCountsAddUp(b *testing.B, br *actor.Breaker, calls int) {
 	b.Helper()
 	c := br.Counts()
 	if c.Requests != uint64(calls) || c.Successes+c.Failures != c.Requests || c.Rejected != 0 || c.Ignored != 0 {
-		b.Fatal(fmt.Sprintf("actor Counts %+v after %d calls", c, calls))
+		b.Fatalf("actor Counts %+v after %d calls", c, calls)
 	}
 }
