@@ -104,7 +104,7 @@ func (m *machine) settle(now time.Time, t ticket, o Outcome) (bool, *Event) {
 	case Failure:
 		m.failures++
 		if m.failures >= m.allowedFails {
-			return true, m.open(now, now, fmt.Sprintf("%d consecutive failures", m.failures))
+			return true, m.open(now, now, consecutiveFailures(m.failures))
 		}
 	}
 	return true, nil
@@ -143,6 +143,13 @@ func (m *machine) transition(to State, at time.Time, reason string) *Event {
 	}
 	m.seq++
 	return &Event{Seq: m.seq, Breaker: m.name, From: from, To: to, At: at, Reason: reason}
+}
+
+func consecutiveFailures(n uint64) string {
+	if n == 1 {
+		return "1 consecutive failure"
+	}
+	return fmt.Sprintf("%d consecutive failures", n)
 }
 
 func (m *machine) setDeadline(d time.Time) {
