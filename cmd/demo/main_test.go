@@ -298,7 +298,7 @@ func TestHelp(t *testing.T) {
 		"-retry-timer duration", "(default 1s)",
 		"-probe-timeout duration",
 		"-workers n", "(default 8)",
-		"-rate int", "(default 100)",
+		"-rate n", "(default 100)",
 		"-outage START+LENGTH", "(default 4s+6s)",
 		"-duration duration", "(default 15s)",
 		"-json", "-no-color",

@@ -76,7 +76,10 @@ func tell(ctx context.Context, cfg config, stdout io.Writer) (summary, error) {
 	withCall, closeWith := newHTTPCall(with.dep.url, cfg.workers)
 	withoutCall, closeWithout := newHTTPCall(without.dep.url, cfg.workers)
 
-	storyCtx, endStory := context.WithDeadline(ctx, sched.start.Add(cfg.duration))
+	// The story ends by cancellation, not by a deadline, so that the breaker
+	// ignores the calls it cuts short (context.Canceled) instead of counting
+	// them as failures (context.DeadlineExceeded).
+	storyCtx, endStory := context.WithCancel(ctx)
 	defer endStory()
 	var workers sync.WaitGroup
 	with.callers = startCallers(storyCtx, &workers, cfg, sched, throughBreaker(b, withCall))
@@ -87,7 +90,7 @@ func tell(ctx context.Context, cfg config, stdout io.Writer) (summary, error) {
 		v = newJSONView(stdout)
 	}
 	v.begin(cfg, with, without)
-	transitions := watch(storyCtx, v, cfg.tick, sched, b, events, with, without)
+	transitions := watch(storyCtx, v, cfg.tick, sched, cfg.duration, b, events, with, without)
 
 	// Wind down in order: callers first, so that no call is in flight when
 	// the breaker stops and the dependencies shut down.
@@ -116,12 +119,14 @@ func tell(ctx context.Context, cfg config, stdout io.Writer) (summary, error) {
 	return s, err
 }
 
-// watch feeds the view until ctx is done: a line per tick, a line per phase
-// change, and each breaker transition as it arrives. It returns the
-// transitions it saw.
-func watch(ctx context.Context, v view, every time.Duration, sched schedule, b *actor.Breaker,
-	events <-chan actor.Event, with, without side) []actor.Event {
+// watch feeds the view until the story's duration has passed or ctx is done:
+// a line per tick, a line per phase change, and each breaker transition as it
+// arrives. It returns the transitions it saw.
+func watch(ctx context.Context, v view, every time.Duration, sched schedule, duration time.Duration,
+	b *actor.Breaker, events <-chan actor.Event, with, without side) []actor.Event {
 	var transitions []actor.Event
+	storyEnds := time.NewTimer(time.Until(sched.start.Add(duration)))
+	defer storyEnds.Stop()
 	ticker := time.NewTicker(every)
 	defer ticker.Stop()
 	outageBegins := time.NewTimer(time.Until(sched.start.Add(sched.outageStart)))
@@ -131,6 +136,8 @@ func watch(ctx context.Context, v view, every time.Duration, sched schedule, b *
 	for {
 		select {
 		case <-ctx.Done():
+			return transitions
+		case <-storyEnds.C:
 			return transitions
 		case ev, ok := <-events:
 			if !ok {

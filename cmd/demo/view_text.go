@@ -67,8 +67,9 @@ through a circuit breaker, and without one.
               (probe timeout %v): a 200 closes it, a failure opens it again
 
 Each line counts the calls of the last %v.
-  reached: the dependency got the call     refused: the breaker answered at once
-  failed:  503, or no answer in time       (without a breaker nothing is refused)
+  sent     calls the callers started (one still waiting on a hanging call misses its turn)
+  reached  calls the dependency got        refused  calls the breaker answered at once
+  failed   503s, and calls with no answer in time
 
                 ------------- with breaker --------------   --- without breaker ---
    time  phase     state      sent  reached  refused  failed    sent  reached  failed
