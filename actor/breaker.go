@@ -138,11 +138,8 @@ type Breaker struct {
 	// something) and read by callers: the lock-free fast path.
 	snap atomic.Pointer[snapshot]
 
-	permitc chan permitRequest    // from Permit -> loop, when the snapshot says half-open with the probe free
-	reportc chan reportRequest    // from Report -> loop, for outcomes that may change state
-	subc    chan subscribeRequest // from Subscribe and cancel -> loop
-	stop    chan struct{}         // from Stop -> loop
-	done    chan struct{}         // closed by the loop goroutine when it exits
+	reqc chan request  // from callers -> loop: every request, in arrival order (see messages.go)
+	done chan struct{} // closed by the loop goroutine when it exits
 
 	_      [64]byte // keeps the counters, written by every caller, off the read-mostly line above
 	counts counters
@@ -173,6 +170,10 @@ type snapshot struct {
 	probeOut bool   // half-open: the probe is granted and not yet reported
 	deadline time.Time
 	stopped  bool
+
+	// Derived, for the fast path's single test:
+	grants bool // closed and not stopped: a permit is granted from the snapshot
+	clean  bool // grants, with no consecutive failures: a success changes nothing
 }
 
 // New starts a breaker with the given options and returns it. An invalid
@@ -189,10 +190,7 @@ func New(opts ...Option) (*Breaker, error) {
 		clock:      o.clock,
 		logger:     o.logger,
 		classifier: o.classifier(),
-		permitc:    make(chan permitRequest),
-		reportc:    make(chan reportRequest),
-		subc:       make(chan subscribeRequest),
-		stop:       make(chan struct{}),
+		reqc:       make(chan request),
 		done:       make(chan struct{}),
 	}
 	m := newMachine(o.name, o.allowedFails, o.retry, o.probeTimeout)
@@ -243,12 +241,24 @@ func (b *Breaker) Stop() {
 	if b == nil {
 		return
 	}
-	select {
-	case b.stop <- struct{}{}:
-	case <-b.done:
-		return
+	if b.send(request{kind: stopReq}) {
+		<-b.done
 	}
-	<-b.done
+}
+
+// send hands req to the loop, and returns false if the loop has exited.
+func (b *Breaker) send(req request) bool {
+	select {
+	case b.reqc <- req: // the loop was waiting: no need to look at done
+		return true
+	default:
+	}
+	select {
+	case b.reqc <- req:
+		return true
+	case <-b.done:
+		return false
+	}
 }
 
 // A Permit is the right to make one call. Report its outcome exactly once
@@ -320,8 +330,19 @@ func (p *Permit) ReportOutcome(o Outcome) bool {
 }
 
 // acquire grants a ticket from the published snapshot when it can, and asks
-// the loop only in half-open with the probe free.
+// the loop only in half-open with the probe free. Small enough to inline: the
+// closed state's path is one load, one test and one counter.
 func (b *Breaker) acquire(ctx context.Context) (ticket, error) {
+	if b != nil && ctx != nil {
+		if s := b.snap.Load(); s.grants && ctx.Err() == nil {
+			b.counts.requests.Add(1)
+			return ticket{gen: s.gen}, nil
+		}
+	}
+	return b.acquireSlow(ctx)
+}
+
+func (b *Breaker) acquireSlow(ctx context.Context) (ticket, error) {
 	if b == nil {
 		return ticket{}, errNilBreaker
 	}
@@ -346,9 +367,9 @@ func (b *Breaker) acquire(ctx context.Context) (ticket, error) {
 }
 
 func (b *Breaker) acquireFromLoop(ctx context.Context) (ticket, error) {
-	req := permitRequest{reply: make(chan permitReply, 1)} // buffered: the loop's reply never blocks
+	req := request{kind: permitReq, permitReply: make(chan permitReply, 1)} // buffered: the loop's reply never blocks
 	select {
-	case b.permitc <- req:
+	case b.reqc <- req:
 	case <-ctx.Done():
 		return ticket{}, ctx.Err()
 	case <-b.done:
@@ -356,12 +377,12 @@ func (b *Breaker) acquireFromLoop(ctx context.Context) (ticket, error) {
 	}
 	var r permitReply
 	select {
-	case r = <-req.reply:
+	case r = <-req.permitReply:
 	case <-ctx.Done():
 		// The loop took the request, so it answers without delay. Wait for
 		// that answer so that a probe granted meanwhile is released, not
 		// leaked until its deadline.
-		if r = <-req.reply; r.refusal == nil && r.ticket.probe {
+		if r = <-req.permitReply; r.refusal == nil && r.ticket.probe {
 			b.settle(r.ticket, release)
 		}
 		return ticket{}, ctx.Err()
@@ -376,8 +397,17 @@ func (b *Breaker) acquireFromLoop(ctx context.Context) (ticket, error) {
 
 // settle applies an outcome (or a release) for a ticket and reports whether
 // it was applied. Outcomes that cannot change the state are applied right
-// here, at the snapshot read; the rest go to the loop, synchronously.
+// here, at the snapshot read; the rest go to the loop, synchronously. Small
+// enough to inline for the common case, a success in a clean closed state.
 func (b *Breaker) settle(t ticket, o Outcome) bool {
+	if s := b.snap.Load(); o == Success && s.clean && s.gen == t.gen {
+		b.counts.successes.Add(1)
+		return true
+	}
+	return b.settleSlow(t, o)
+}
+
+func (b *Breaker) settleSlow(t ticket, o Outcome) bool {
 	s := b.snap.Load()
 	if s.stopped || t.gen != s.gen {
 		// Generations only grow and the snapshot is never behind a granted
@@ -388,15 +418,14 @@ func (b *Breaker) settle(t ticket, o Outcome) bool {
 		b.counts.applied(o)
 		return true
 	}
-	req := reportRequest{ticket: t, outcome: o, reply: make(chan bool, 1)} // buffered: the loop's reply never blocks
-	select {
-	case b.reportc <- req:
-	case <-b.done:
+	reply := replies.Get().(chan bool)
+	defer replies.Put(reply)
+	if !b.send(request{kind: reportReq, ticket: t, outcome: o, reply: reply}) {
 		return false
 	}
 	// The loop took the request; it replies within the same step, also when
 	// it is about to stop.
-	return <-req.reply
+	return <-reply
 }
 
 func timeLeft(deadline, now time.Time) time.Duration {

@@ -66,15 +66,22 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 		}
 	}()
 	result, err := fn(ctx)
-	c := b.classify(err)
-	if err == nil && !valid(result, opts) {
-		c = classified{Failure, whyInvalid}
+	c := classified{Success, whySuccess}
+	if err != nil || len(opts) > 0 {
+		c = classifyCall(b, result, err, opts)
 	}
 	settled = true
-	if b.settle(t, c.outcome) {
+	if b.settle(t, c.outcome) && c.why != whySuccess {
 		b.logClassified(ctx, c, err)
 	}
 	return result, err
+}
+
+func classifyCall[T any](b *Breaker, result T, err error, opts []CallOption[T]) classified {
+	if err == nil && !valid(result, opts) {
+		return classified{Failure, whyInvalid}
+	}
+	return b.classify(err)
 }
 
 func valid[T any](result T, opts []CallOption[T]) bool {

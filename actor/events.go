@@ -41,20 +41,17 @@ func (b *Breaker) Subscribe() (events <-chan Event, cancel func()) {
 		return closedEvents(), func() {}
 	}
 	s := &subscriber{ch: make(chan Event, SubscriberBuffer)} // buffered: see SubscriberBuffer
-	select {
-	case b.subc <- subscribeRequest{sub: s}:
-	case <-b.done:
+	if !b.send(request{kind: subscribeReq, sub: s}) {
 		return closedEvents(), func() {}
 	}
 	var once sync.Once
 	cancel = func() {
 		once.Do(func() {
-			req := subscribeRequest{sub: s, cancel: true, done: make(chan struct{})}
-			select {
-			case b.subc <- req:
+			req := request{kind: unsubscribeReq, sub: s, done: make(chan struct{})}
+			if b.send(req) {
 				<-req.done
-			case <-b.done: // the loop closed every subscription on its way out
 			}
+			// Otherwise the loop closed every subscription on its way out.
 		})
 	}
 	return s.ch, cancel

@@ -72,6 +72,12 @@ func (m *machine) acquire(now time.Time) (ticket, *OpenError) {
 	return ticket{gen: m.gen, probe: true}, nil
 }
 
+// needsTime reports whether settle needs the time for this report: only when
+// it may make a transition.
+func (m *machine) needsTime(t ticket, o Outcome) bool {
+	return t.gen == m.gen && (m.state != StateClosed || (o == Failure && m.failures+1 >= m.allowedFails))
+}
+
 // settle applies an outcome (or a release) for a ticket at time now. It
 // returns whether it was applied and the transition it caused, if any.
 func (m *machine) settle(now time.Time, t ticket, o Outcome) (bool, *Event) {
@@ -160,7 +166,14 @@ func (m *machine) setDeadline(d time.Time) {
 }
 
 func (m *machine) snapshot() *snapshot {
-	return &snapshot{state: m.state, gen: m.gen, failures: m.failures, probeOut: m.probeOut, deadline: m.deadline}
+	return newSnapshot(snapshot{state: m.state, gen: m.gen, failures: m.failures, probeOut: m.probeOut, deadline: m.deadline})
+}
+
+// newSnapshot fills in the derived fields.
+func newSnapshot(s snapshot) *snapshot {
+	s.grants = s.state == StateClosed && !s.stopped
+	s.clean = s.grants && s.failures == 0
+	return &s
 }
 
 // loop is the goroutine around a machine. All fields are owned by it.
@@ -178,50 +191,71 @@ type loop struct {
 
 func (l *loop) run() {
 	defer close(l.b.done)
-	b, m := l.b, l.m
 	for {
-		// Stop goes first: callers still queued when it arrives get
-		// ErrStopped instead of a permit from a breaker about to stop.
-		select {
-		case <-b.stop:
-			l.shutdown()
-			return
-		default:
+		var req request
+		if l.timerc == nil {
+			req = <-l.b.reqc
+		} else {
+			select {
+			case req = <-l.b.reqc:
+			case <-l.timerc:
+				l.timerFired()
+				continue
+			}
 		}
-		select {
-		case req := <-b.permitc:
-			now := b.clock.Now()
-			t, refusal := m.acquire(now)
-			l.commit(now, nil)
-			req.reply <- permitReply{ticket: t, refusal: refusal}
-
-		case req := <-b.reportc:
-			now := b.clock.Now()
-			applied, ev := m.settle(now, req.ticket, req.outcome)
-			if applied && req.outcome != release {
-				b.counts.applied(req.outcome)
-			}
-			l.commit(now, ev)
-			req.reply <- applied
-			l.logTransition(ev)
-
-		case <-l.timerc:
-			l.timer, l.timerc = nil, nil
-			ev, failed := m.timerFired()
-			if failed {
-				b.counts.failures.Add(1)
-			}
-			l.commit(b.clock.Now(), ev)
-			l.logTransition(ev)
-
-		case req := <-b.subc:
-			l.subscription(req)
-
-		case <-b.stop:
+		if req.kind == stopReq {
 			l.shutdown()
 			return
 		}
+		l.handle(req)
 	}
+}
+
+func (l *loop) handle(req request) {
+	b, m := l.b, l.m
+	switch req.kind {
+	case permitReq:
+		now := b.clock.Now()
+		t, refusal := m.acquire(now)
+		l.commit(now, nil)
+		req.permitReply <- permitReply{ticket: t, refusal: refusal}
+
+	case reportReq:
+		var now time.Time // read only when it matters: a clock read costs as much as the rest of the step
+		if m.needsTime(req.ticket, req.outcome) {
+			now = b.clock.Now()
+		}
+		applied, ev := m.settle(now, req.ticket, req.outcome)
+		if applied && req.outcome != release {
+			b.counts.applied(req.outcome)
+		}
+		l.commit(now, ev)
+		req.reply <- applied
+		l.logTransition(ev)
+
+	case subscribeReq:
+		l.subs = append(l.subs, req.sub)
+
+	case unsubscribeReq:
+		for i, s := range l.subs {
+			if s == req.sub {
+				close(s.ch)
+				l.subs = append(l.subs[:i], l.subs[i+1:]...)
+				break
+			}
+		}
+		close(req.done)
+	}
+}
+
+func (l *loop) timerFired() {
+	l.timer, l.timerc = nil, nil
+	ev, failed := l.m.timerFired()
+	if failed {
+		l.b.counts.failures.Add(1)
+	}
+	l.commit(l.b.clock.Now(), ev)
+	l.logTransition(ev)
 }
 
 // commit makes a step visible, in the order semantic 7 needs: arm the timer,
@@ -260,29 +294,14 @@ func (l *loop) arm(now time.Time) {
 	l.timerc = l.timer.C
 }
 
-func (l *loop) subscription(req subscribeRequest) {
-	if !req.cancel {
-		l.subs = append(l.subs, req.sub)
-		return
-	}
-	for i, s := range l.subs {
-		if s == req.sub {
-			close(s.ch)
-			l.subs = append(l.subs[:i], l.subs[i+1:]...)
-			break
-		}
-	}
-	close(req.done)
-}
-
 // shutdown publishes the final snapshot and closes every subscription.
 func (l *loop) shutdown() {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
-	final := l.m.snapshot()
+	final := *l.m.snapshot()
 	final.stopped = true
-	l.b.snap.Store(final)
+	l.b.snap.Store(newSnapshot(final))
 	for _, s := range l.subs {
 		close(s.ch)
 	}

@@ -1,14 +1,37 @@
 package actor
 
-// The messages the loop receives. Each request that needs an answer carries
-// a reply channel of capacity 1, so the loop's reply never blocks.
-// Timer firings arrive on the armed clock.Timer's channel; Stop is a bare
-// signal on Breaker.stop.
+import "sync"
 
-// permitRequest asks for a permit when the snapshot cannot answer alone:
-// half-open with the probe free, where only the loop may hand out the probe.
-type permitRequest struct {
-	reply chan permitReply
+// The messages the loop receives. Every request arrives on one channel,
+// Breaker.reqc, in arrival order: while no timer is armed the loop waits on
+// that channel alone, a plain receive rather than a select, which keeps the
+// round trip of a failure report short. Timer firings arrive on the armed
+// clock.Timer's channel.
+//
+// A request that needs an answer carries a reply channel of capacity 1, so
+// the loop's reply never blocks.
+
+type requestKind uint8
+
+const (
+	permitReq      requestKind = iota + 1 // half-open with the probe free: only the loop may hand it out
+	reportReq                             // an outcome (or a release) that may change state
+	subscribeReq                          // add sub
+	unsubscribeReq                        // remove sub, close its channel, then close done
+	stopReq                               // shut down
+)
+
+type request struct {
+	kind requestKind
+
+	ticket  ticket  // reportReq
+	outcome Outcome // reportReq
+
+	sub  *subscriber   // subscribeReq, unsubscribeReq
+	done chan struct{} // unsubscribeReq: closed once sub's channel is closed
+
+	permitReply chan permitReply // permitReq
+	reply       chan bool        // reportReq: true if applied
 }
 
 // permitReply is a granted ticket, or a refusal.
@@ -22,17 +45,6 @@ type permitReply struct {
 // nothing is counted.
 const release Outcome = -1
 
-// reportRequest applies an outcome (or a release) for a ticket.
-type reportRequest struct {
-	ticket  ticket
-	outcome Outcome
-	reply   chan bool // true: applied
-}
-
-// subscribeRequest adds a subscriber, or with cancel set removes it and
-// closes its channel before closing done.
-type subscribeRequest struct {
-	sub    *subscriber
-	cancel bool
-	done   chan struct{} // cancel only: closed once the channel is closed
-}
+// replies recycles the reply channels of reports. A channel goes back only
+// once its one reply has been received, so it is always empty when reused.
+var replies = sync.Pool{New: func() any { return make(chan bool, 1) }}
