@@ -16,7 +16,9 @@
 //     starts, with a one-hour open period) and refuses the call.
 //   - Mixed, MixedParallel: every 10th call of each goroutine fails; the trip
 //     threshold is never reached, so the breaker stays closed.
-//   - Idle: memory and idle CPU of 100,000 idle breakers.
+//   - Idle: memory and idle CPU of 100,000 idle breakers; IdleAfterTrip: the
+//     same for actor breakers that have been through one open, half-open,
+//     closed cycle (their goroutine stacks may have grown).
 //
 // Configuration, the same for every implementation: trip after
 // tripAfter consecutive failures (1 for OpenRejection), stay open for an hour,

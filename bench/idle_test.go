@@ -3,6 +3,9 @@
 package bench
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -39,7 +42,7 @@ func BenchmarkIdle(b *testing.B) {
 	window := envDuration(b, "BENCH_IDLE_WINDOW", 2*time.Second)
 
 	b.Run("impl=gobreaker", func(b *testing.B) {
-		idle(b, n, window, func() *gobreaker.CircuitBreaker[int] { return newGobreaker(tripAfter) }, nil)
+		idle(b, n, window, func() *gobreaker.CircuitBreaker[int] { return newGobreaker(tripAfter) }, nil, nil)
 	})
 	b.Run("impl=actor", func(b *testing.B) {
 		idle(b, n, window, func() *actor.Breaker {
@@ -48,16 +51,62 @@ func BenchmarkIdle(b *testing.B) {
 				b.Fatal(err)
 			}
 			return br
-		}, (*actor.Breaker).Stop)
+		}, (*actor.Breaker).Stop, nil)
 	})
 	b.Run("impl=failsafe", func(b *testing.B) {
-		idle(b, n, window, func() failsafecb.CircuitBreaker[int] { return newFailsafe(tripAfter) }, nil)
+		idle(b, n, window, func() failsafecb.CircuitBreaker[int] { return newFailsafe(tripAfter) }, nil, nil)
 	})
 	b.Run("impl=mercari", func(b *testing.B) {
-		idle(b, n, window, func() *mercari.CircuitBreaker { return newMercari(tripAfter) }, nil)
+		idle(b, n, window, func() *mercari.CircuitBreaker { return newMercari(tripAfter) }, nil, nil)
 	})
 	b.Run("impl=eapache", func(b *testing.B) {
-		idle(b, n, window, func() *eapache.Breaker { return newEapache(eapacheNeverTrips) }, nil)
+		idle(b, n, window, func() *eapache.Breaker { return newEapache(eapacheNeverTrips) }, nil, nil)
+	})
+}
+
+// BenchmarkIdleAfterTrip is BenchmarkIdle for actor breakers that have each
+// been through one open -> half-open -> closed cycle (logging through a text
+// handler to io.Discard) before they idle: the loop goroutine has run its
+// deepest paths, and a stack that grew stays grown unless the garbage
+// collector shrinks it. Real clock with a 10ms retry timer (a mock clock's
+// timer list makes 100,000 timers quadratic); ns/op is still only New.
+// Skipped with -short.
+func BenchmarkIdleAfterTrip(b *testing.B) {
+	if testing.Short() {
+		b.Skip("creates 100,000 breakers and idles for 2s; skipped with -short")
+	}
+	n := envInt(b, "BENCH_IDLE_BREAKERS", 100_000)
+	window := envDuration(b, "BENCH_IDLE_WINDOW", 2*time.Second)
+	b.Run("impl=actor", func(b *testing.B) {
+		ctx := context.Background()
+		logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+		idle(b, n, window, func() *actor.Breaker {
+			br, err := actor.New(actor.WithAllowedFails(1), actor.WithRetryTimer(10*time.Millisecond),
+				actor.WithProbeTimeout(time.Hour), actor.WithLogger(logger))
+			if err != nil {
+				b.Fatal(err)
+			}
+			return br
+		}, (*actor.Breaker).Stop, func(breakers []*actor.Breaker) {
+			for _, br := range breakers {
+				// Open, or already half-open if 10ms went by.
+				if _, err := actor.Call(ctx, br, actorFail); err != errWork || br.State() == actor.StateClosed {
+					b.Fatalf("trip: %v, state %v", err, br.State())
+				}
+			}
+			deadline := time.Now().Add(time.Minute)
+			for _, br := range breakers {
+				for br.State() != actor.StateHalfOpen {
+					if time.Now().After(deadline) {
+						b.Fatalf("state %v a minute after tripping", br.State())
+					}
+					time.Sleep(time.Millisecond)
+				}
+				if _, err := actor.Call(ctx, br, actorOK); err != nil || br.State() != actor.StateClosed {
+					b.Fatalf("probe: %v, state %v", err, br.State())
+				}
+			}
+		})
 	})
 }
 
@@ -65,7 +114,9 @@ func BenchmarkIdle(b *testing.B) {
 // Every iteration measures afresh; the metrics are those of the last one.
 // The timer runs throughout, so one iteration outlasts the default benchtime
 // and b.N stays 1.
-func idle[B any](b *testing.B, n int, window time.Duration, mk func() B, stop func(B)) {
+// prepare, if not nil, runs on all breakers after they are made and before
+// they are measured.
+func idle[B any](b *testing.B, n int, window time.Duration, mk func() B, stop func(B), prepare func([]B)) {
 	var created time.Duration
 	var heap, stack, goroutines, cpu float64
 	for range b.N {
@@ -78,6 +129,9 @@ func idle[B any](b *testing.B, n int, window time.Duration, mk func() B, stop fu
 			breakers[i] = mk()
 		}
 		created = time.Since(t)
+		if prepare != nil {
+			prepare(breakers)
+		}
 
 		after := settled()
 		goroutines = float64(runtime.NumGoroutine()-g0) / float64(n)

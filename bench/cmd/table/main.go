@@ -206,7 +206,7 @@ func plural(n int, word string) string {
 func (rs *results) rows() []row {
 	seen := map[row]bool{}
 	for c := range rs.samples {
-		if c.scenario != "Idle" {
+		if !isIdle(c.scenario) {
 			seen[c.row] = true
 		}
 	}
@@ -234,16 +234,21 @@ func (rs *results) rows() []row {
 	return out
 }
 
-// columns puts actor first, then base, then the others as they appeared.
-func (rs *results) columns(base string) []string {
-	cols := []string{}
-	for _, first := range []string{"actor", base} {
-		if slices.Contains(rs.impls, first) && !slices.Contains(cols, first) {
-			cols = append(cols, first)
+// isIdle says whether a scenario is one of the memory and idle-CPU ones.
+func isIdle(scenario string) bool { return strings.HasPrefix(scenario, "Idle") }
+
+// columns puts actor first, then base, then the others as they appeared;
+// only implementations with results in a scenario that keep says to.
+func (rs *results) columns(base string, keep func(scenario string) bool) []string {
+	has := map[string]bool{}
+	for c := range rs.samples {
+		if keep(c.scenario) {
+			has[c.impl] = true
 		}
 	}
-	for _, impl := range rs.impls {
-		if !slices.Contains(cols, impl) {
+	cols := []string{}
+	for _, impl := range append([]string{"actor", base}, rs.impls...) {
+		if has[impl] && !slices.Contains(cols, impl) {
 			cols = append(cols, impl)
 		}
 	}
@@ -255,7 +260,7 @@ func (rs *results) hotPath(w io.Writer, base string) {
 	if len(rows) == 0 {
 		return
 	}
-	cols := rs.columns(base)
+	cols := rs.columns(base, func(s string) bool { return !isIdle(s) })
 	runs := 0
 	fmt.Fprintf(w, "| scenario | %s |\n", strings.Join(cols, " | "))
 	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("---|", len(cols)))
@@ -292,13 +297,23 @@ func (rs *results) hotPath(w io.Writer, base string) {
 	fmt.Fprintln(w)
 }
 
-// idle prints the memory and idle CPU table of the Idle benchmark.
+// idleColumn is one column of the idle table: a scenario and an implementation.
+type idleColumn struct{ scenario, impl string }
+
+func (c idleColumn) String() string {
+	if c.scenario == "IdleAfterTrip" {
+		return c.impl + ", after one open/half-open/closed cycle"
+	}
+	return c.impl
+}
+
+// idle prints the memory and idle CPU table of the Idle benchmarks.
 func (rs *results) idle(w io.Writer) {
-	var cols []string
-	for _, impl := range rs.columns("gobreaker") {
-		for c := range rs.samples {
-			if c.scenario == "Idle" && c.impl == impl && !slices.Contains(cols, impl) {
-				cols = append(cols, impl)
+	var cols []idleColumn
+	for _, impl := range rs.columns("gobreaker", isIdle) {
+		for _, scenario := range []string{"Idle", "IdleAfterTrip"} {
+			if c := rs.idleCell(scenario, impl); c.impl != "" {
+				cols = append(cols, idleColumn{scenario, impl})
 			}
 		}
 	}
@@ -314,13 +329,16 @@ func (rs *results) idle(w io.Writer) {
 		{"ns/op", "time to create one breaker"},
 	}
 	runs := 0
-	fmt.Fprintf(w, "| 100,000 idle breakers | %s |\n", strings.Join(cols, " | "))
+	names := make([]string, len(cols))
+	for i, col := range cols {
+		names[i] = col.String()
+	}
+	fmt.Fprintf(w, "| idle breakers | %s |\n", strings.Join(names, " | "))
 	fmt.Fprintf(w, "|---|%s\n", strings.Repeat("---|", len(cols)))
 	for _, m := range metrics {
 		cells := make([]string, len(cols))
-		for i, impl := range cols {
-			c := rs.idleCell(impl)
-			v, n, ok := rs.median(c, m.unit)
+		for i, col := range cols {
+			v, n, ok := rs.median(rs.idleCell(col.scenario, col.impl), m.unit)
 			runs = max(runs, n)
 			switch {
 			case !ok:
@@ -337,14 +355,16 @@ func (rs *results) idle(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s | %s |\n", m.label, strings.Join(cells, " | "))
 	}
-	fmt.Fprintf(w, "\nMedians of %s. Memory is measured after runtime.GC with every breaker alive; idle CPU is getrusage over the idle window, the Go runtime's own background work included (gobreaker starts no goroutine: its column is that floor).\n\n",
+	fmt.Fprintf(w, "\nMedians of %s, each with BENCH_IDLE_BREAKERS breakers (default 100,000). Memory is measured after runtime.GC with every breaker alive; idle CPU is getrusage over the idle window, the Go runtime's own background work included (gobreaker starts no goroutine: its column is that floor).\n\n",
 		plural(runs, "run"))
 }
 
-func (rs *results) idleCell(impl string) cell {
+// idleCell finds the cell of an idle scenario and implementation, at the
+// lowest CPU count it ran with; its impl is "" if there is none.
+func (rs *results) idleCell(scenario, impl string) cell {
 	var found cell
 	for c := range rs.samples {
-		if c.scenario == "Idle" && c.impl == impl && (found.impl == "" || c.cpu < found.cpu) {
+		if c.scenario == scenario && c.impl == impl && (found.impl == "" || c.cpu < found.cpu) {
 			found = c
 		}
 	}
@@ -399,12 +419,15 @@ func (rs *results) targets(w io.Writer, base string) {
 			fmt.Fprintln(w, line)
 		}
 	}
-	if bytes, _, ok := rs.median(rs.idleCell("actor"), "bytes/breaker"); ok {
-		fmt.Fprintf(w, "- idle memory: %.0f B per breaker ≤ %d B: %s\n", bytes, maxBytesPerBreaker, metOrMissed(bytes <= maxBytesPerBreaker))
-	}
-	if cpu, _, ok := rs.median(rs.idleCell("actor"), "cpu-fraction"); ok {
-		floor, _, _ := rs.median(rs.idleCell(base), "cpu-fraction")
-		fmt.Fprintf(w, "- idle CPU: %.5f of a core (%s: %.5f) ≤ floor + %.3f: %s\n", cpu, base, floor, maxIdleCPU, metOrMissed(cpu <= floor+maxIdleCPU))
+	for _, col := range []idleColumn{{"Idle", "actor"}, {"IdleAfterTrip", "actor"}} {
+		c := rs.idleCell(col.scenario, col.impl)
+		if bytes, _, ok := rs.median(c, "bytes/breaker"); ok {
+			fmt.Fprintf(w, "- idle memory (%s): %.0f B per breaker ≤ %d B: %s\n", col, bytes, maxBytesPerBreaker, metOrMissed(bytes <= maxBytesPerBreaker))
+		}
+		if cpu, _, ok := rs.median(c, "cpu-fraction"); ok {
+			floor, _, _ := rs.median(rs.idleCell("Idle", base), "cpu-fraction")
+			fmt.Fprintf(w, "- idle CPU (%s): %.5f of a core (%s: %.5f) ≤ %s's + %.3f: %s\n", col, cpu, base, floor, base, maxIdleCPU, metOrMissed(cpu <= floor+maxIdleCPU))
+		}
 	}
 	fmt.Fprintln(w)
 }

@@ -18,6 +18,7 @@ BenchmarkClosedCall/impl=gobreaker-2       	 1000	       200.0 ns/op	       0 B/
 BenchmarkTwoStep/impl=actor                	 1000	        60.0 ns/op	      32 B/op	       1 allocs/op
 BenchmarkTwoStep/impl=gobreaker            	 1000	       200.0 ns/op	      48 B/op	       1 allocs/op
 BenchmarkIdle/impl=actor-2                 	    1	      2000 ns/op	      3000 bytes/breaker	 0.0001 cpu-fraction	 1.000 goroutines/breaker	 1000 heap-B/breaker	 2000 stack-B/breaker
+BenchmarkIdleAfterTrip/impl=actor-2        	    1	      2000 ns/op	      5000 bytes/breaker	 0.0001 cpu-fraction	 1.000 goroutines/breaker	 1000 heap-B/breaker	 4000 stack-B/breaker
 BenchmarkIdle/impl=gobreaker-2             	    1	      1000 ns/op	       264 bytes/breaker	 0.0001 cpu-fraction	 0 goroutines/breaker	 264 heap-B/breaker	 0 stack-B/breaker
 BenchmarkMixed/impl=actor                  	 1000	       300.0 ns/op	      38 B/op	       0 allocs/op
 BenchmarkMixed/impl=gobreaker              	 1000	       200.0 ns/op	       0 B/op	       0 allocs/op
@@ -37,13 +38,15 @@ func TestTable(t *testing.T) {
 		"| closed call, 1 CPU | 10.0 ns (0.050×), 0 allocs | 200 ns (1.00×), 0 allocs |",
 		"| closed call, 2 CPUs | 50.0 ns (0.25×), 0 allocs | 200 ns (1.00×), 0 allocs |",
 		"| two-step (permit, report), 1 CPU | 60.0 ns (0.30×), 1 alloc | 200 ns (1.00×), 1 alloc |",
-		"| bytes per idle breaker (heap + stacks) | 3000 B | 264 B |",
+		"| bytes per idle breaker (heap + stacks) | 3000 B | 5000 B | 264 B |",
 		"Machine: goos: linux, goarch: amd64, cpu: Test CPU.",
 		"- closed call, 1 CPU: 0.050× ≤ 0.10×: met; 0 allocs (0 B/op) ≤ 0 allocs: met",
 		"- closed call, 2 CPUs: 0.25× ≤ 0.10×: **missed** (2.50× the target)",
 		"| mixed, 10% failures, 1 CPU | 300 ns (1.50×), 0 allocs (38 B/op: under 1 alloc) | 200 ns (1.00×), 0 allocs |",
 		"- mixed, 10% failures, 1 CPU: 1.50× ≤ 1.00×: **missed** (1.50× the target)",
-		"- idle memory: 3000 B per breaker ≤ 4096 B: met",
+		"- idle memory (actor): 3000 B per breaker ≤ 4096 B: met",
+		"- idle memory (actor, after one open/half-open/closed cycle): 5000 B per breaker ≤ 4096 B: **missed**",
+		"| idle breakers | actor | actor, after one open/half-open/closed cycle | gobreaker |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("output lacks %q:\n%s", want, got)
