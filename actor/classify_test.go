@@ -194,7 +194,11 @@ func TestLogging(t *testing.T) {
 		old := slog.Default()
 		slog.SetDefault(slog.New(h))
 		defer slog.SetDefault(old)
-		b, _ := start(t, WithAllowedErrors(errNotFound))
+		b, err := New(WithAllowedErrors(errNotFound))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Stop()
 		permit(t, b).Report(errNotFound)
 		if len(h.all()) != 1 {
 			t.Fatalf("records %+v, want one through slog.Default()", h.all())

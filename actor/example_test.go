@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"net/http"
 	"time"
 
@@ -11,6 +12,37 @@ import (
 
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
 )
+
+// The quick start of the README (a test keeps the two the same): guard an
+// HTTP dependency, and treat its 5xx answers as failures.
+func Example() {
+	ctx := context.Background()
+	fetchUser := func(ctx context.Context) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://users.internal/v1/users/42", nil)
+		if err != nil {
+			return nil, err
+		}
+		return http.DefaultClient.Do(req)
+	}
+
+	// README quick start begins
+	b, err := actor.New(actor.WithName("users"), actor.WithAllowedFails(3), actor.WithRetryTimer(30*time.Second))
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Stop()
+
+	healthy := actor.Validate(func(r *http.Response) bool { return r.StatusCode < 500 })
+	resp, err := actor.Call(ctx, b, fetchUser, healthy) // fetchUser: func(context.Context) (*http.Response, error)
+	if errors.Is(err, actor.ErrOpen) {
+		log.Printf("users is failing, serving from cache: %v", err) // refused at once: fetchUser did not run
+	}
+	// README quick start ends
+
+	if err == nil {
+		resp.Body.Close()
+	}
+}
 
 // Call runs a function under the breaker. Validate turns a result into a
 // failure: here, a 5xx response from a dependency that answered.

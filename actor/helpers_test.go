@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -20,11 +21,13 @@ func TestMain(m *testing.M) {
 // before it fails instead of hanging. Generous: -race on a loaded machine.
 const guard = 10 * time.Second
 
-// start returns a running breaker on a mock clock, stopped when the test ends.
+// start returns a running breaker on a mock clock that logs nowhere (unless
+// opts give a logger), stopped when the test ends.
 func start(t testing.TB, opts ...Option) (*Breaker, *clock.Mock) {
 	t.Helper()
 	mock := clock.NewMock()
-	b, err := New(append([]Option{WithName("test"), WithClock(mock)}, opts...)...)
+	quiet := WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b, err := New(append([]Option{WithName("test"), WithClock(mock), quiet}, opts...)...)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
