@@ -392,7 +392,7 @@ func TestFastPathSuccessIsOrderedBeforeLoop(t *testing.T) {
 		h := &capture{}
 		b, _ := start(t, WithLogger(slogLogger(h)), WithAllowedFails(1))
 		events := subscribe(t, b)
-		release := h.hold()
+		release := h.holdOn("circuit breaker opened")
 		defer release()
 		report(t, b, Failure) // opens; the loop now sits in the slow handler
 		expectTransition(t, events, StateClosed, StateOpen)
@@ -417,7 +417,7 @@ func TestFastPathSuccessIsOrderedBeforeLoop(t *testing.T) {
 		events := subscribe(t, b)
 		early := permit(t, b)
 		halfOpen(t, b, mock, events, time.Second)
-		release := h.hold()
+		release := h.holdOn("circuit breaker closed")
 		defer release()
 		permit(t, b).Report(nil) // closes; the loop now sits in the slow handler
 		expectTransition(t, events, StateHalfOpen, StateClosed)
@@ -635,7 +635,7 @@ func TestPermitContextDoneWhileWaiting(t *testing.T) {
 	b, mock := start(t, WithLogger(slogLogger(h)), WithRetryTimer(time.Second))
 	events := subscribe(t, b)
 	trip(t, b, events, 3)
-	release := h.hold()
+	release := h.holdOn("circuit breaker half-opened")
 	defer release()
 	mock.Add(time.Second)
 	// Half-open, with the loop held logging that transition: a Permit has
@@ -775,7 +775,7 @@ func TestStopWithPendingPermits(t *testing.T) {
 	b, mock := start(t, WithLogger(slogLogger(h)), WithRetryTimer(time.Second))
 	events := subscribe(t, b)
 	trip(t, b, events, 3)
-	release := h.hold()
+	release := h.holdOn("circuit breaker half-opened")
 	defer release()
 	mock.Add(time.Second)
 	expectTransition(t, events, StateOpen, StateHalfOpen)

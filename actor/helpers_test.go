@@ -160,19 +160,27 @@ type logRecord struct {
 }
 
 // capture is a slog.Handler that keeps every record, at every level. While
-// held, it is a slow handler: it holds the loop goroutine in each transition
-// record until released.
+// held, it is a slow handler: it holds the goroutine that logs a given
+// message (the loop goroutine, for a transition) until released.
 type capture struct {
 	mu      sync.Mutex
 	records []logRecord
+	holdMsg string        // the message to hold on
 	block   chan struct{} // non-nil while held
 }
 
-// hold makes transition records wait until release is called.
-func (c *capture) hold() (release func()) {
+// hold makes every transition record wait until release is called. Prefer
+// holdOn: the loop logs a transition after it has published it, so a test
+// that has just received an event may still race with its record.
+func (c *capture) hold() (release func()) { return c.holdOn("") }
+
+// holdOn makes records with exactly this message ("" for every transition)
+// wait until release is called. Hold on the transition to come, not one
+// just made.
+func (c *capture) holdOn(msg string) (release func()) {
 	block := make(chan struct{})
 	c.mu.Lock()
-	c.block = block
+	c.holdMsg, c.block = msg, block
 	c.mu.Unlock()
 	var once sync.Once
 	return func() {
@@ -199,8 +207,11 @@ func (c *capture) Handle(_ context.Context, r slog.Record) error {
 	})
 	c.mu.Lock()
 	block := c.block
+	if _, transition := rec.attrs["from"]; !transition || (c.holdMsg != "" && r.Message != c.holdMsg) {
+		block = nil
+	}
 	c.mu.Unlock()
-	if _, transition := rec.attrs["from"]; transition && block != nil {
+	if block != nil {
 		<-block
 	}
 	c.mu.Lock()
