@@ -1,6 +1,6 @@
 module github.com/circuitbreaker-go/circuitbreaker/bench
 
-go 1.26.8
+go 1.22.0
 
 replace github.com/circuitbreaker-go/circuitbreaker => ../
 
@@ -16,5 +16,4 @@ require (
 	github.com/benbjohnson/clock v1.3.5 // indirect
 	github.com/bits-and-blooms/bitset v1.24.4 // indirect
 	github.com/cenkalti/backoff/v3 v3.1.1 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
 )

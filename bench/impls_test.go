@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"testing"
@@ -56,6 +57,9 @@ const (
 	openFor = time.Hour
 )
 
+// quiet is a logger that logs nothing: no level is enabled.
+var quiet = slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.Level(math.MaxInt)}))
+
 // newActor: WithAllowedFails(n) is "n consecutive failures"; the logger
 // discards so that the trip in OpenRejection prints nothing into the
 // benchmark output (Warn on open; counted failures log at Debug, which the
@@ -65,7 +69,7 @@ func newActor(tb testing.TB, fails int) *actor.Breaker {
 	b, err := actor.New(
 		actor.WithAllowedFails(fails),
 		actor.WithRetryTimer(openFor),
-		actor.WithLogger(slog.New(slog.DiscardHandler)),
+		actor.WithLogger(quiet),
 	)
 	if err != nil {
 		tb.Fatal(err)
