@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -160,4 +162,56 @@ func Example_testingWithMockClock() {
 	// after 3 failures: open
 	// refused, retry after 30s
 	// after the retry timer: half-open
+}
+
+// statusError is an error type a client library might return.
+type statusError struct{ code int }
+
+func (e *statusError) Error() string { return fmt.Sprintf("HTTP %d", e.code) }
+
+// WithClassifier decides how each error counts: here, a 4xx is the caller's
+// mistake and says nothing about the dependency's health.
+func ExampleWithClassifier() {
+	b, err := actor.New(actor.WithAllowedFails(1), actor.WithClassifier(func(err error) actor.Outcome {
+		var se *statusError
+		if errors.As(err, &se) && se.code < 500 {
+			return actor.Ignored
+		}
+		return actor.Failure
+	}))
+	if err != nil {
+		panic(err)
+	}
+	defer b.Stop()
+
+	for _, code := range []int{404, 400, 503} {
+		_, err := actor.Call(context.Background(), b, func(context.Context) (int, error) {
+			return 0, fmt.Errorf("GET /items: %w", &statusError{code})
+		})
+		fmt.Printf("%v -> breaker %v\n", err, b.State())
+	}
+	// Output:
+	// GET /items: HTTP 404 -> breaker closed
+	// GET /items: HTTP 400 -> breaker closed
+	// GET /items: HTTP 503 -> breaker open
+}
+
+// WithAllowedErrors lists errors that are expected answers, not failures
+// (the seed's allowed_exceptions): they are ignored, and logged at Info.
+func ExampleWithAllowedErrors() {
+	errNotFound := errors.New("not found")
+	b, err := actor.New(actor.WithAllowedFails(2), actor.WithAllowedErrors(errNotFound),
+		actor.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		panic(err)
+	}
+	defer b.Stop()
+
+	lookup := func(context.Context) (string, error) { return "", fmt.Errorf("user 42: %w", errNotFound) }
+	for range 5 {
+		_, _ = actor.Call(context.Background(), b, lookup)
+	}
+	fmt.Printf("%v after %d ignored errors\n", b.State(), b.Counts().Ignored)
+	// Output:
+	// closed after 5 ignored errors
 }
