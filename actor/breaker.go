@@ -138,7 +138,7 @@ type Breaker struct {
 	// something) and read by callers: the lock-free fast path.
 	snap atomic.Pointer[snapshot]
 
-	reqc chan request  // from callers -> loop: every request, in arrival order (see messages.go)
+	reqc chan *request // from callers -> loop: every request, in arrival order (see messages.go)
 	done chan struct{} // closed by the loop goroutine when it exits
 
 	_      [64]byte // keeps the counters, written by every caller, off the read-mostly line above
@@ -190,7 +190,7 @@ func New(opts ...Option) (*Breaker, error) {
 		clock:      o.clock,
 		logger:     o.logger,
 		classifier: o.classifier(),
-		reqc:       make(chan request),
+		reqc:       make(chan *request),
 		done:       make(chan struct{}),
 	}
 	m := newMachine(o.name, o.allowedFails, o.retry, o.probeTimeout)
@@ -241,13 +241,13 @@ func (b *Breaker) Stop() {
 	if b == nil {
 		return
 	}
-	if b.send(request{kind: stopReq}) {
+	if b.send(&request{kind: stopReq}) {
 		<-b.done
 	}
 }
 
 // send hands req to the loop, and returns false if the loop has exited.
-func (b *Breaker) send(req request) bool {
+func (b *Breaker) send(req *request) bool {
 	select {
 	case b.reqc <- req: // the loop was waiting: no need to look at done
 		return true
@@ -361,13 +361,15 @@ func (b *Breaker) acquireSlow(ctx context.Context) (ticket, error) {
 		return ticket{gen: s.gen}, nil
 	case s.state == StateOpen || s.probeOut:
 		b.counts.rejected.Add(1)
-		return ticket{}, &OpenError{Breaker: b.name, State: s.state, RetryAfter: timeLeft(s.deadline, b.clock.Now())}
+		// Until, not Now: the real clock then reads only the monotonic
+		// time, the cheaper half of time.Now.
+		return ticket{}, &OpenError{Breaker: b.name, State: s.state, RetryAfter: max(b.clock.Until(s.deadline), 0)}
 	}
 	return b.acquireFromLoop(ctx)
 }
 
 func (b *Breaker) acquireFromLoop(ctx context.Context) (ticket, error) {
-	req := request{kind: permitReq, permitReply: make(chan permitReply, 1)} // buffered: the loop's reply never blocks
+	req := &request{kind: permitReq, permitReply: make(chan permitReply, 1)} // buffered: the loop's reply never blocks
 	select {
 	case b.reqc <- req:
 	case <-ctx.Done():
@@ -418,14 +420,15 @@ func (b *Breaker) settleSlow(t ticket, o Outcome) bool {
 		b.counts.applied(o)
 		return true
 	}
-	reply := replies.Get().(chan bool)
-	defer replies.Put(reply)
-	if !b.send(request{kind: reportReq, ticket: t, outcome: o, reply: reply}) {
+	req := reports.Get().(*request)
+	defer reports.Put(req)
+	req.ticket, req.outcome = t, o
+	if !b.send(req) {
 		return false
 	}
 	// The loop took the request; it replies within the same step, also when
-	// it is about to stop.
-	return <-reply
+	// it is about to stop, and does not touch req after that.
+	return <-req.reply
 }
 
 func timeLeft(deadline, now time.Time) time.Duration {

@@ -27,7 +27,10 @@
 // generation, consecutive failures, the probe). Callers talk to it through
 // channels; timers come from a [clock.Clock] and post to the loop, so tests
 // drive time with clock.NewMock and need no sleeps. No mutex guards breaker
-// state.
+// state. After a transition the loop carries on in a fresh goroutine, so that
+// a stack grown by a log handler is given back (Go does not shrink the stack
+// of a goroutine parked on a channel); there is one loop goroutine at any
+// time.
 //
 // The loop publishes an immutable snapshot of the state after every step.
 // The hot path reads that snapshot and does not wait for the loop: in the

@@ -41,13 +41,13 @@ func (b *Breaker) Subscribe() (events <-chan Event, cancel func()) {
 		return closedEvents(), func() {}
 	}
 	s := &subscriber{ch: make(chan Event, SubscriberBuffer)} // buffered: see SubscriberBuffer
-	if !b.send(request{kind: subscribeReq, sub: s}) {
+	if !b.send(&request{kind: subscribeReq, sub: s}) {
 		return closedEvents(), func() {}
 	}
 	var once sync.Once
 	cancel = func() {
 		once.Do(func() {
-			req := request{kind: unsubscribeReq, sub: s, done: make(chan struct{})}
+			req := &request{kind: unsubscribeReq, sub: s, done: make(chan struct{})}
 			if b.send(req) {
 				<-req.done
 			}

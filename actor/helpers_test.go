@@ -231,3 +231,20 @@ var (
 	errNotFound  = errors.New("not found")
 	errRateLimit = errors.New("rate limited")
 )
+
+// stopWithin stops b, for a deferred call: if Stop does not return within
+// the guard time (a loop that hangs), it marks the test failed instead of
+// hanging it, and leaves the Stop behind.
+func stopWithin(t testing.TB, b *Breaker) {
+	t.Helper()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		b.Stop()
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(guard):
+		t.Errorf("Stop did not return within %v", guard)
+	}
+}

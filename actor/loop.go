@@ -185,33 +185,77 @@ type loop struct {
 	timerc   <-chan time.Time // nil while no timer is armed
 	armedSeq uint64           // m.timerSeq the timer was armed for
 
-	published snapshot // the last snapshot stored in b.snap
-	subs      []*subscriber
+	published    snapshot // the last snapshot stored in b.snap
+	subs         []*subscriber
+	transitioned bool // the current step made a transition
 }
 
+// run is the loop. After a step that made a transition it hands the loop
+// over to a fresh goroutine and returns: the work around a transition (the
+// log handler, arming a timer) can grow a goroutine's stack, and Go never
+// shrinks the stack of a goroutine parked in a channel receive, so without
+// the hand-over every breaker that ever opened would keep a stack twice the
+// size it needs. Transitions are rare; the hand-over costs about a
+// microsecond. There is still one loop goroutine at a time: the old one
+// touches nothing after the go statement.
 func (l *loop) run() {
-	defer close(l.b.done)
 	for {
-		var req request
+		var req *request
 		if l.timerc == nil {
-			req = <-l.b.reqc
+			req = <-l.b.reqc // idle breakers park here
 		} else {
-			select {
-			case req = <-l.b.reqc:
-			case <-l.timerc:
-				l.timerFired()
-				continue
-			}
+			req = l.nextOrTimer()
 		}
-		if req.kind == stopReq {
-			l.shutdown()
+		switch l.handle(req) {
+		case exit:
+			close(l.b.done)
+			return
+		case handOver:
+			go l.run()
 			return
 		}
-		l.handle(req)
 	}
 }
 
-func (l *loop) handle(req request) {
+// What run does after a step.
+type afterStep uint8
+
+const (
+	carryOn  afterStep = iota
+	handOver           // the step made a transition: go on in a fresh goroutine
+	exit               // stopped
+)
+
+// nextOrTimer waits for the next request while a timer is armed. It handles
+// a timer that fires first, and returns nil then.
+func (l *loop) nextOrTimer() *request {
+	select {
+	case req := <-l.b.reqc:
+		return req
+	case <-l.timerc:
+		l.timerFired()
+		return nil
+	}
+}
+
+// handle carries out one request (nil: a timer that nextOrTimer handled).
+func (l *loop) handle(req *request) afterStep {
+	switch {
+	case req == nil:
+	case req.kind == stopReq:
+		l.shutdown()
+		return exit
+	default:
+		l.serve(req)
+	}
+	if l.transitioned {
+		l.transitioned = false
+		return handOver
+	}
+	return carryOn
+}
+
+func (l *loop) serve(req *request) {
 	b, m := l.b, l.m
 	switch req.kind {
 	case permitReq:
@@ -269,6 +313,7 @@ func (l *loop) commit(now time.Time, ev *Event) {
 		l.b.snap.Store(next)
 	}
 	if ev != nil {
+		l.transitioned = true
 		for _, s := range l.subs {
 			s.offer(*ev)
 		}

@@ -8,8 +8,11 @@ import "sync"
 // round trip of a failure report short. Timer firings arrive on the armed
 // clock.Timer's channel.
 //
-// A request that needs an answer carries a reply channel of capacity 1, so
-// the loop's reply never blocks.
+// Requests travel as pointers so that the loop goroutine, blocked in its
+// receive, holds a frame small enough for the garbage collector to shrink
+// its stack back to the minimum after a transition grew it (an idle breaker
+// is mostly its stack). A request that needs an answer carries a reply
+// channel of capacity 1, so the loop's reply never blocks.
 
 type requestKind uint8
 
@@ -45,6 +48,9 @@ type permitReply struct {
 // nothing is counted.
 const release Outcome = -1
 
-// replies recycles the reply channels of reports. A channel goes back only
-// once its one reply has been received, so it is always empty when reused.
-var replies = sync.Pool{New: func() any { return make(chan bool, 1) }}
+// reports recycles report requests with their reply channels. A request
+// goes back only once its reply has been received (the loop does not touch
+// it after replying), so its channel is always empty when reused.
+var reports = sync.Pool{New: func() any {
+	return &request{kind: reportReq, reply: make(chan bool, 1)} // buffered: the loop's reply never blocks
+}}
