@@ -57,8 +57,12 @@ type stressConfig struct {
 // stressTally is what callers did and saw. Each worker keeps its own and
 // they are added up at the end.
 type stressTally struct {
-	ops, granted, probes, refused, stale, lateProbes, abandoned, abandonedProbes, duplicates, canceled int
-	applied                                                                                            [Ignored + 1]int
+	ops, granted, probes, refused, canceled int
+	stale, lateProbes                       int // reports not applied (late probes among them)
+	abandoned, abandonedProbes              int // permits never reported (probes among them)
+	duplicates                              int
+
+	applied [Ignored + 1]int // reports applied, by Outcome
 }
 
 func (s *stressTally) add(o stressTally) {
