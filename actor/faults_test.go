@@ -599,6 +599,35 @@ func TestFaultStop(t *testing.T) {
 		wantCounts(t, b, before)
 	})
 
+	t.Run("a log handler that hangs the loop", func(t *testing.T) {
+		noLeaks(t)
+		h := &capture{}
+		b, _ := start(t, WithLogger(slogLogger(h)), WithAllowedFails(1))
+		events := subscribe(t, b)
+		early := permit(t, b)
+		// A fresh breaker has logged nothing yet: hold every transition.
+		release := h.hold()
+		defer release()
+		report(t, b, Failure) // opens; the loop hangs logging it
+		expectTransition(t, events, StateClosed, StateOpen)
+		// What the snapshot can answer is answered without the loop.
+		within(t, "callers while the loop hangs in a log handler", func() {
+			refused(t, b)
+			if early.Report(nil) {
+				t.Error("a stale report was applied")
+			}
+			wantState(t, b, StateOpen)
+		})
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); b.Stop() }()
+		waitBlocked(t, inStop, 1) // Stop waits for the loop to exit, so for the handler
+		release()
+		within(t, "Stop once the handler returns", func() { <-stopped })
+		if _, err := b.Permit(context.Background()); err != ErrStopped {
+			t.Fatalf("Permit after Stop = %v", err)
+		}
+	})
+
 	t.Run("subscribers that never read, cancels and Subscribes waiting", func(t *testing.T) {
 		noLeaks(t)
 		h := &capture{}
