@@ -395,7 +395,7 @@ func runModel(t testing.TB, data []byte, tally *modelTally) {
 	}()
 	r.driver = r.subscribe(false)
 
-	for ops := 0; src.more() && ops < maxModelOps && !t.Failed(); ops++ {
+	for ; src.more() && r.stats.ops < maxModelOps && !t.Failed(); r.stats.ops++ {
 		r.step(src)
 		r.check()
 	}
@@ -406,7 +406,6 @@ func runModel(t testing.TB, data []byte, tally *modelTally) {
 		r.drain(s)
 	}
 	r.stop()
-	r.stats.ops = len(r.trace)
 	t.Logf("%v: %+v, %d transitions", cfg, r.stats, len(r.m.events))
 	tally.add(r.stats, len(r.m.events))
 }
