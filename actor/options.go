@@ -176,7 +176,7 @@ func buildOptions(opts []Option) (options, error) {
 		if opt == nil {
 			return options{}, invalid("option %d of %d is nil", i+1, len(opts))
 		}
-		if err := opt.apply(&o); err != nil {
+		if err := applyOption(opt, &o, i+1, len(opts)); err != nil {
 			return options{}, err
 		}
 	}
@@ -187,6 +187,18 @@ func buildOptions(opts []Option) (options, error) {
 		o.probeTimeout = o.retry
 	}
 	return o, nil
+}
+
+// applyOption applies the i-th of n options. A type that embeds Option and
+// leaves it nil is the one Option New can be given that panics when applied:
+// it is reported like a nil Option, not as a panic.
+func applyOption(opt Option, o *options, i, n int) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = invalid("option %d of %d cannot be applied: %v", i, n, r)
+		}
+	}()
+	return opt.apply(o)
 }
 
 func noNil(option string, errs []error) error {
