@@ -52,6 +52,9 @@ func TestBadOptions(t *testing.T) {
 		{"empty allowed errors still choose a way", []Option{WithAllowedErrors(), WithClassifier(classifier)},
 			[]string{"WithAllowedErrors", "WithClassifier"}},
 		{"nil Option", []Option{nil}, []string{"option 1 of 1 is nil"}},
+		// The one way to make an Option besides the With functions: a type
+		// that embeds the interface, here left nil.
+		{"an Option embedding a nil Option", []Option{WithName("x"), embeddedOption{}}, []string{"option 2 of 2"}},
 		{"nil Option among valid ones", []Option{WithName("x"), nil, WithAllowedFails(2)}, []string{"option 2 of 3 is nil"}},
 		{"invalid after valid ones", []Option{WithName("x"), WithRetryTimer(time.Second), WithAllowedFails(0)}, []string{"WithAllowedFails(0)"}},
 		{"invalid, then the same option valid", []Option{WithAllowedFails(0), WithAllowedFails(3)}, []string{"WithAllowedFails(0)"}},
@@ -75,6 +78,9 @@ func TestBadOptions(t *testing.T) {
 		})
 	}
 }
+
+// embeddedOption wraps an Option, as a configuration layer might.
+type embeddedOption struct{ Option }
 
 // Options that look odd but are valid, with their documented behaviour.
 func TestOddButValidOptions(t *testing.T) {
