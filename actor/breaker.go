@@ -126,7 +126,8 @@ func (e *OpenError) Is(target error) bool { return target == ErrOpen }
 
 // A Breaker is a circuit breaker run by its own goroutine. Create it with
 // [New] and release it with [Stop]. All its methods are safe for concurrent
-// use.
+// use. A nil or zero Breaker is not usable: its methods return errors and
+// zero values rather than panic.
 type Breaker struct {
 	// Immutable after New:
 	name       string
@@ -138,8 +139,9 @@ type Breaker struct {
 	// something) and read by callers: the lock-free fast path.
 	snap atomic.Pointer[snapshot]
 
-	reqc chan *request // from callers -> loop: every request, in arrival order (see messages.go)
-	done chan struct{} // closed by the loop goroutine when it exits
+	reqc     chan *request // from callers -> loop: every request, in arrival order (see messages.go)
+	stopping atomic.Bool   // set by Stop; the loop answers whatever it receives next with ErrStopped, and exits
+	done     chan struct{} // closed by the loop goroutine when it exits
 
 	_      [64]byte // keeps the counters, written by every caller, off the read-mostly line above
 	counts counters
@@ -208,9 +210,14 @@ func (b *Breaker) Name() string {
 	return b.name
 }
 
+// usable reports whether b was made by New: nil and zero Breakers answer
+// every method with an error or a zero value instead of panicking or
+// blocking.
+func (b *Breaker) usable() bool { return b != nil && b.done != nil }
+
 // State returns the breaker's current state; after Stop, its last state.
 func (b *Breaker) State() State {
-	if b == nil {
+	if !b.usable() {
 		return StateClosed
 	}
 	return b.snap.Load().state
@@ -220,7 +227,7 @@ func (b *Breaker) State() State {
 // read one after the other, so under concurrent traffic they need not add up
 // to one instant. After Stop, the last values.
 func (b *Breaker) Counts() Counts {
-	if b == nil {
+	if !b.usable() {
 		return Counts{}
 	}
 	return Counts{
@@ -235,15 +242,21 @@ func (b *Breaker) Counts() Counts {
 
 // Stop stops the breaker's goroutine and returns after it has exited. Then
 // every pending and later Permit and Call returns [ErrStopped], reports
-// return false, and subscriptions are closed. Calls already running their
-// function are not waited for. Stop is idempotent.
+// return false, and subscriptions are closed: callers still waiting for the
+// breaker when Stop is called get ErrStopped too, not an answer from a
+// breaker about to stop. Calls already running their function are not
+// waited for. Stop is idempotent and safe to call concurrently.
 func (b *Breaker) Stop() {
-	if b == nil {
+	if !b.usable() {
 		return
 	}
-	if b.send(&request{kind: stopReq}) {
-		<-b.done
+	if b.stopping.CompareAndSwap(false, true) {
+		// Wake the loop if it is parked. If it is busy, this request may
+		// queue behind others; the loop checks stopping before it serves
+		// any of them, and they get ErrStopped once it has exited.
+		b.send(&request{kind: stopReq})
 	}
+	<-b.done
 }
 
 // send hands req to the loop, and returns false if the loop has exited.
@@ -334,7 +347,7 @@ func (p *Permit) ReportOutcome(o Outcome) bool {
 // closed state's path is one load, one test and one counter.
 func (b *Breaker) acquire(ctx context.Context) (ticket, error) {
 	if b != nil && ctx != nil {
-		if s := b.snap.Load(); s.grants && ctx.Err() == nil {
+		if s := b.snap.Load(); s != nil && s.grants && ctx.Err() == nil {
 			b.counts.requests.Add(1)
 			return ticket{gen: s.gen}, nil
 		}
@@ -343,7 +356,7 @@ func (b *Breaker) acquire(ctx context.Context) (ticket, error) {
 }
 
 func (b *Breaker) acquireSlow(ctx context.Context) (ticket, error) {
-	if b == nil {
+	if !b.usable() {
 		return ticket{}, errNilBreaker
 	}
 	if ctx == nil {
@@ -384,12 +397,15 @@ func (b *Breaker) acquireFromLoop(ctx context.Context) (ticket, error) {
 		// The loop took the request, so it answers without delay. Wait for
 		// that answer so that a probe granted meanwhile is released, not
 		// leaked until its deadline.
-		if r = <-req.permitReply; r.refusal == nil && r.ticket.probe {
+		if r = <-req.permitReply; r.refusal == nil && !r.stopped && r.ticket.probe {
 			b.settle(r.ticket, release)
 		}
 		return ticket{}, ctx.Err()
 	}
-	if r.refusal != nil {
+	switch {
+	case r.stopped:
+		return ticket{}, ErrStopped
+	case r.refusal != nil:
 		b.counts.rejected.Add(1)
 		return ticket{}, r.refusal
 	}

@@ -770,44 +770,6 @@ func TestStop(t *testing.T) {
 	cancelLate()
 }
 
-func TestStopWithPendingPermits(t *testing.T) {
-	h := &capture{}
-	b, mock := start(t, WithLogger(slogLogger(h)), WithRetryTimer(time.Second))
-	events := subscribe(t, b)
-	trip(t, b, events, 3)
-	release := h.holdOn("circuit breaker half-opened")
-	defer release()
-	mock.Add(time.Second)
-	expectTransition(t, events, StateOpen, StateHalfOpen)
-	// The loop is now held logging the HalfOpen transition: Permits queue.
-
-	const callers = 20
-	errs := make(chan error, callers)
-	for range callers {
-		go func() {
-			_, err := b.Permit(context.Background())
-			errs <- err
-		}()
-	}
-	stopped := make(chan struct{})
-	go func() { b.Stop(); close(stopped) }()
-	release()
-	within(t, "Stop with pending permits", func() { <-stopped })
-	for range callers {
-		select {
-		case err := <-errs:
-			if err != ErrStopped && !errors.Is(err, ErrOpen) && err != nil {
-				t.Fatalf("pending Permit = %v", err)
-			}
-		case <-time.After(guard):
-			t.Fatal("a pending Permit did not return after Stop")
-		}
-	}
-	if _, err := b.Permit(context.Background()); err != ErrStopped {
-		t.Fatalf("Permit after Stop = %v", err)
-	}
-}
-
 // Semantic 12: bad input.
 func TestNilPermitAndBadOutcome(t *testing.T) {
 	var p *Permit
@@ -855,6 +817,26 @@ func TestCallBadInput(t *testing.T) {
 		t.Fatal("nil Breaker Subscribe returned an open channel")
 	}
 	cancel()
+
+	// A Breaker not made by New answers like a nil one: no panic, no hang.
+	zb := new(Breaker)
+	within(t, "a zero Breaker's methods", func() {
+		if _, err := zb.Permit(context.Background()); !errors.Is(err, ErrInvalid) {
+			t.Errorf("zero Breaker Permit = %v, want ErrInvalid", err)
+		}
+		if _, err := Call(context.Background(), zb, func(context.Context) (int, error) { return 0, nil }); !errors.Is(err, ErrInvalid) {
+			t.Errorf("zero Breaker Call = %v, want ErrInvalid", err)
+		}
+		if zb.State() != StateClosed || zb.Counts() != (Counts{}) {
+			t.Error("zero Breaker accessors")
+		}
+		ch, cancel := zb.Subscribe()
+		if _, ok := <-ch; ok {
+			t.Error("zero Breaker Subscribe returned an open channel")
+		}
+		cancel()
+		zb.Stop()
+	})
 }
 
 // Semantic 13: counts are cumulative.

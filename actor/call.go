@@ -6,7 +6,7 @@ import (
 )
 
 var (
-	errNilBreaker  = fmt.Errorf("%w: nil *Breaker", ErrInvalid)
+	errNilBreaker  = fmt.Errorf("%w: the *Breaker is nil or not made by New", ErrInvalid)
 	errNilFunc     = fmt.Errorf("%w: Call: nil fn", ErrInvalid)
 	errNilValidate = fmt.Errorf("%w: Validate(nil): a function is required", ErrInvalid)
 )
@@ -32,12 +32,13 @@ func Validate[T any](ok func(T) bool) CallOption[T] {
 // unchanged. When the breaker refuses, fn does not run and Call returns the
 // zero T and the refusal: an [*OpenError] (errors.Is(err, ErrOpen)),
 // [ErrStopped], or ctx.Err(). If fn panics, the call counts as a Failure and
-// the panic goes on with its original value. A nil b or fn returns an error
+// the panic goes on with its original value. A nil b (or one not made by
+// New) or a nil fn returns an error
 // wrapping [ErrInvalid] without taking a permit; a nil ctx is treated as
 // context.Background().
 func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error), opts ...CallOption[T]) (T, error) {
 	var zero T
-	if b == nil {
+	if !b.usable() {
 		return zero, errNilBreaker
 	}
 	if fn == nil {

@@ -37,7 +37,7 @@ func (s *subscriber) offer(ev Event) {
 // once and after Stop. After Stop, the channel is closed; Subscribe after
 // Stop returns a closed channel.
 func (b *Breaker) Subscribe() (events <-chan Event, cancel func()) {
-	if b == nil {
+	if !b.usable() {
 		return closedEvents(), func() {}
 	}
 	s := &subscriber{ch: make(chan Event, SubscriberBuffer)} // buffered: see SubscriberBuffer

@@ -239,13 +239,17 @@ func (l *loop) nextOrTimer() *request {
 }
 
 // handle carries out one request (nil: a timer that nextOrTimer handled).
+// Once Stop has been called, it answers the request as stopped and shuts
+// down instead: whatever callers were queued behind it get ErrStopped.
 func (l *loop) handle(req *request) afterStep {
-	switch {
-	case req == nil:
-	case req.kind == stopReq:
+	if l.b.stopping.Load() {
+		if req != nil {
+			l.refuse(req)
+		}
 		l.shutdown()
 		return exit
-	default:
+	}
+	if req != nil {
 		l.serve(req)
 	}
 	if l.transitioned {
@@ -337,6 +341,20 @@ func (l *loop) arm(now time.Time) {
 	d := max(l.m.deadline.Sub(now), time.Nanosecond)
 	l.timer = l.b.clock.Timer(d)
 	l.timerc = l.timer.C
+}
+
+// refuse answers a request that arrives once Stop has been called.
+func (l *loop) refuse(req *request) {
+	switch req.kind {
+	case permitReq:
+		req.permitReply <- permitReply{stopped: true}
+	case reportReq:
+		req.reply <- false
+	case subscribeReq:
+		close(req.sub.ch) // Subscribe returns a closed channel
+	case unsubscribeReq:
+		l.serve(req) // closes it now rather than in shutdown
+	}
 }
 
 // shutdown publishes the final snapshot and closes every subscription.

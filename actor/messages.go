@@ -21,7 +21,7 @@ const (
 	reportReq                             // an outcome (or a release) that may change state
 	subscribeReq                          // add sub
 	unsubscribeReq                        // remove sub, close its channel, then close done
-	stopReq                               // shut down
+	stopReq                               // wake the loop: Breaker.stopping is set
 )
 
 type request struct {
@@ -37,10 +37,12 @@ type request struct {
 	reply       chan bool        // reportReq: true if applied
 }
 
-// permitReply is a granted ticket, or a refusal.
+// permitReply is a granted ticket, a refusal, or word that the breaker is
+// stopping.
 type permitReply struct {
 	ticket  ticket
 	refusal *OpenError // nil: granted
+	stopped bool
 }
 
 // release is the outcome a caller reports for a probe it was granted but
