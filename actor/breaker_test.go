@@ -631,16 +631,7 @@ func TestPermitWithDoneContextDoesNotAskTheBreaker(t *testing.T) {
 }
 
 func TestPermitContextDoneWhileWaiting(t *testing.T) {
-	h := &capture{}
-	b, mock := start(t, WithLogger(slogLogger(h)), WithRetryTimer(time.Second))
-	events := subscribe(t, b)
-	trip(t, b, events, 3)
-	release := h.holdOn("circuit breaker half-opened")
-	defer release()
-	mock.Add(time.Second)
-	// Half-open, with the loop held logging that transition: a Permit has
-	// to wait for the loop to hand out the probe.
-	expectTransition(t, events, StateOpen, StateHalfOpen)
+	b, _, release := heldHalfOpen(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()

@@ -386,14 +386,7 @@ func TestFaultContextDone(t *testing.T) {
 
 	t.Run("while waiting for a busy loop", func(t *testing.T) {
 		noLeaks(t)
-		h := &capture{}
-		b, mock := start(t, WithLogger(slogLogger(h)), WithRetryTimer(time.Second))
-		events := subscribe(t, b)
-		trip(t, b, events, 3)
-		release := h.holdOn("circuit breaker half-opened")
-		defer release()
-		mock.Add(time.Second)
-		expectTransition(t, events, StateOpen, StateHalfOpen)
+		b, _, release := heldHalfOpen(t)
 		// The loop is held logging that transition: half-open with the
 		// probe free, every Permit and Call waits for it.
 		before := b.Counts()
@@ -489,20 +482,6 @@ func TestFaultContextDone(t *testing.T) {
 // request got that answer (at most one probe, or a refusal); one it had not
 // answered gets ErrStopped. Either way, every caller returns promptly.
 func TestFaultStop(t *testing.T) {
-	// heldHalfOpen returns a breaker that is half-open with the probe free
-	// and its loop held, logging the HalfOpen transition, until release.
-	heldHalfOpen := func(t *testing.T) (b *Breaker, events <-chan Event, release func()) {
-		h := &capture{}
-		b, mock := start(t, WithLogger(slogLogger(h)), WithRetryTimer(time.Second))
-		events = subscribe(t, b)
-		trip(t, b, events, 3)
-		release = h.holdOn("circuit breaker half-opened")
-		t.Cleanup(release)
-		mock.Add(time.Second)
-		expectTransition(t, events, StateOpen, StateHalfOpen)
-		return b, events, release
-	}
-
 	type answer struct {
 		p   *Permit
 		err error

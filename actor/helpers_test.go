@@ -195,6 +195,23 @@ func (c *capture) holdOn(msg string) (release func()) {
 
 func slogLogger(h slog.Handler) *slog.Logger { return slog.New(h) }
 
+// heldHalfOpen returns a breaker (retry timer 1s) that is half-open with the
+// probe free and its loop held, logging the HalfOpen transition, until
+// release (called at the latest when the test ends): a Permit must wait for
+// the loop to hand out the probe.
+func heldHalfOpen(t testing.TB) (b *Breaker, events <-chan Event, release func()) {
+	t.Helper()
+	h := &capture{}
+	b, mock := start(t, WithLogger(slogLogger(h)), WithRetryTimer(time.Second))
+	events = subscribe(t, b)
+	trip(t, b, events, 3)
+	release = h.holdOn("circuit breaker half-opened")
+	t.Cleanup(release)
+	mock.Add(time.Second)
+	expectTransition(t, events, StateOpen, StateHalfOpen)
+	return b, events, release
+}
+
 func (c *capture) Enabled(context.Context, slog.Level) bool { return true }
 func (c *capture) WithAttrs([]slog.Attr) slog.Handler       { return c }
 func (c *capture) WithGroup(string) slog.Handler            { return c }
