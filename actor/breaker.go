@@ -196,8 +196,9 @@ func New(opts ...Option) (*Breaker, error) {
 		done:       make(chan struct{}),
 	}
 	m := newMachine(o.name, o.allowedFails, o.retry, o.probeTimeout)
-	b.snap.Store(m.snapshot())
-	l := &loop{b: b, m: m, published: *b.snap.Load()}
+	first := m.snapshot()
+	b.snap.Store(&first)
+	l := &loop{b: b, m: m, published: first}
 	go l.run()
 	return b, nil
 }

@@ -10,8 +10,9 @@ import (
 )
 
 // This file holds the breaker's state machine (machine: plain methods, no
-// goroutines, time passed in) and the goroutine around it (loop: a select
-// that feeds the machine, arms its timer, publishes its snapshot and events).
+// goroutines, time passed in) and the goroutine around it (loop: it receives
+// requests and timer firings, feeds them to the machine, arms its timer, and
+// publishes its snapshot and events).
 //
 // Why callers may skip the loop. The loop publishes a new snapshot after
 // every step that changes anything, before it replies or publishes an event,
@@ -165,15 +166,16 @@ func (m *machine) setDeadline(d time.Time) {
 	m.deadline = d
 }
 
-func (m *machine) snapshot() *snapshot {
-	return newSnapshot(snapshot{state: m.state, gen: m.gen, failures: m.failures, probeOut: m.probeOut, deadline: m.deadline})
+// snapshot returns the state to publish, with its derived fields.
+func (m *machine) snapshot() snapshot {
+	return derive(snapshot{state: m.state, gen: m.gen, failures: m.failures, probeOut: m.probeOut, deadline: m.deadline})
 }
 
-// newSnapshot fills in the derived fields.
-func newSnapshot(s snapshot) *snapshot {
+// derive fills in a snapshot's derived fields.
+func derive(s snapshot) snapshot {
 	s.grants = s.state == StateClosed && !s.stopped
 	s.clean = s.grants && s.failures == 0
-	return &s
+	return s
 }
 
 // loop is the goroutine around a machine. All fields are owned by it.
@@ -312,9 +314,11 @@ func (l *loop) commit(now time.Time, ev *Event) {
 	if l.m.timerSeq != l.armedSeq {
 		l.arm(now)
 	}
-	if next := l.m.snapshot(); *next != l.published {
-		l.published = *next
-		l.b.snap.Store(next)
+	if next := l.m.snapshot(); next != l.published {
+		l.published = next
+		published := new(snapshot) // a fresh one each time: a published snapshot is never written
+		*published = next
+		l.b.snap.Store(published)
 	}
 	if ev != nil {
 		l.transitioned = true
@@ -362,9 +366,10 @@ func (l *loop) shutdown() {
 	if l.timer != nil {
 		l.timer.Stop()
 	}
-	final := *l.m.snapshot()
+	final := l.m.snapshot()
 	final.stopped = true
-	l.b.snap.Store(newSnapshot(final))
+	final = derive(final)
+	l.b.snap.Store(&final)
 	for _, s := range l.subs {
 		close(s.ch)
 	}
