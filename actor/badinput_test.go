@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"math"
 	"strings"
 	"testing"
@@ -35,6 +36,8 @@ func TestBadOptions(t *testing.T) {
 		{"WithProbeTimeout(MinInt64)", []Option{WithProbeTimeout(math.MinInt64)}, []string{"WithProbeTimeout"}},
 		{"WithClock(nil)", []Option{WithClock(nil)}, []string{"WithClock(nil)"}},
 		{"WithLogger(nil)", []Option{WithLogger(nil)}, []string{"WithLogger(nil)"}},
+		{"a nil *clock.Mock", []Option{WithClock((*clock.Mock)(nil))}, []string{"WithClock(*clock.Mock(nil))"}},
+		{"a Logger without a handler", []Option{WithLogger(new(slog.Logger))}, []string{"WithLogger(new(slog.Logger))"}},
 		{"WithClassifier(nil)", []Option{WithClassifier(nil)}, []string{"WithClassifier(nil)"}},
 		{"WithAllowedErrors(nil)", []Option{WithAllowedErrors(nil)}, []string{"WithAllowedErrors", "1 of 1 is nil"}},
 		{"WithAllowedErrors(err, nil)", []Option{WithAllowedErrors(errBoom, nil)}, []string{"WithAllowedErrors", "2 of 2 is nil"}},

@@ -23,14 +23,15 @@ func (o *options) classifier() classifier {
 type why uint8
 
 const (
-	whySuccess      why = iota // nil error
-	whyFailure                 // counted failure (Debug)
-	whyInvalid                 // nil error, but Validate said the result is not ok (Debug)
-	whyAllowed                 // ignored: matches WithAllowedErrors (Info)
-	whyNotListed               // ignored: not in WithFailureErrors (Info)
-	whyCanceled                // ignored: context.Canceled (Debug)
-	whyClassifier              // the classifier's Success or Ignored (not logged)
-	whyDidNotReturn            // fn panicked or called runtime.Goexit (Debug)
+	whySuccess           why = iota // nil error
+	whyFailure                      // counted failure (Debug)
+	whyInvalid                      // nil error, but Validate said the result is not ok (Debug)
+	whyAllowed                      // ignored: matches WithAllowedErrors (Info)
+	whyNotListed                    // ignored: not in WithFailureErrors (Info)
+	whyCanceled                     // ignored: context.Canceled (Debug)
+	whyClassifier                   // the classifier's Success (not logged)
+	whyClassifierIgnored            // ignored: the classifier said so (Info)
+	whyDidNotReturn                 // fn panicked or called runtime.Goexit (Debug)
 )
 
 type classified struct {
@@ -45,9 +46,11 @@ func (b *Breaker) classify(err error) classified {
 	c := b.classifier
 	switch {
 	case c.custom != nil:
-		switch o := c.custom(err); o {
-		case Success, Ignored:
-			return classified{o, whyClassifier}
+		switch c.custom(err) {
+		case Success:
+			return classified{Success, whyClassifier}
+		case Ignored:
+			return classified{Ignored, whyClassifierIgnored}
 		}
 		return classified{Failure, whyFailure}
 	case c.failureOnly != nil:
@@ -84,6 +87,8 @@ func (b *Breaker) logClassified(ctx context.Context, c classified, err error) {
 		level, msg = slog.LevelInfo, "circuit breaker ignored an allowed error"
 	case whyNotListed:
 		level, msg = slog.LevelInfo, "circuit breaker ignored an error that is not a failure error"
+	case whyClassifierIgnored:
+		level, msg = slog.LevelInfo, "circuit breaker ignored an error, as its classifier says"
 	case whyCanceled:
 		level, msg = slog.LevelDebug, "circuit breaker ignored a cancellation"
 	case whyFailure:

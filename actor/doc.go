@@ -75,9 +75,14 @@
 //     when it moves to half-open and when it closes;
 //   - the goroutine that reports an outcome (the caller of Permit.Report or
 //     Call) logs its classification: Info for an error ignored because of
-//     [WithAllowedErrors] or [WithFailureErrors], Debug for a counted failure
-//     and for an ignored context.Canceled.
+//     [WithAllowedErrors], [WithFailureErrors] or a [WithClassifier] that said
+//     Ignored, Debug for a counted failure and for an ignored
+//     context.Canceled.
 //
-// A slow log handler therefore delays only the goroutine that logs; a loop
-// that logs a transition sends its replies and events first.
+// A slow log handler delays the goroutine that logs. A caller that logs a
+// classification is delayed itself. The loop logs a transition after it has
+// published the transition and answered the caller that caused it; while a
+// slow handler holds it, what the snapshot answers goes on (closed-state
+// calls, refusals, successes in a clean closed state), and what needs the
+// loop waits: failure reports, half-open permits, timer transitions, Stop.
 package actor

@@ -25,10 +25,11 @@ import (
 //     generation, so a transition the loop makes meanwhile makes it stale,
 //     exactly as if the loop had granted it just before that transition;
 //   - open, or half-open with the probe out: the loop would refuse too;
-//   - a Success or Ignored for a permit of the snapshot's generation while it
-//     says "closed, no consecutive failures": it changes no state (the run is
-//     already 0), so it takes effect at that read, ordered before whatever
-//     the loop does next; only its counter is bumped;
+//   - for a permit of the snapshot's generation while it says closed, an
+//     Ignored, or a Success when there are no consecutive failures: it
+//     changes no state (ignored outcomes never do, and the run is already 0),
+//     so it takes effect at that read, ordered before whatever the loop does
+//     next; only its counter is bumped;
 //   - a ticket of an older generation than the snapshot is stale for good,
 //     because generations only grow.
 //

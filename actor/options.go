@@ -3,6 +3,7 @@ package actor
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 	"strings"
 	"time"
 
@@ -57,9 +58,9 @@ func WithAllowedFails(n int) Option {
 }
 
 // WithRetryTimer sets how long the breaker stays open before it lets a probe
-// through. Default 30s (the seed's retry_time); d <= 0 is an error. Durations
-// so long that the deadline passes the end of time.Time are clamped there:
-// the breaker then stays open for good.
+// through. Default 30s (the seed's retry_time); d <= 0 is an error. Any
+// positive duration works: math.MaxInt64 (about 292 years) keeps a breaker
+// open for good once it opens.
 func WithRetryTimer(d time.Duration) Option {
 	return optionFunc(func(o *options) error {
 		if d <= 0 {
@@ -84,11 +85,15 @@ func WithProbeTimeout(d time.Duration) Option {
 }
 
 // WithClock sets the clock the breaker's timers and times come from. Default
-// clock.New(), the real clock; tests pass clock.NewMock(). nil is an error.
+// clock.New(), the real clock; tests pass clock.NewMock(). nil is an error,
+// and so is a nil pointer of a clock type (a *clock.Mock never made, say).
 func WithClock(c clock.Clock) Option {
 	return optionFunc(func(o *options) error {
 		if c == nil {
 			return invalid("WithClock(nil): a clock is required")
+		}
+		if v := reflect.ValueOf(c); v.Kind() == reflect.Pointer && v.IsNil() {
+			return invalid("WithClock(%T(nil)): a clock is required", c)
 		}
 		o.clock = c
 		return nil
@@ -96,11 +101,15 @@ func WithClock(c clock.Clock) Option {
 }
 
 // WithLogger sets the logger. Default slog.Default(), looked up when logging.
-// nil is an error. See the package documentation for what is logged.
+// nil is an error, and so is a Logger without a handler (new(slog.Logger)).
+// See the package documentation for what is logged.
 func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(o *options) error {
 		if l == nil {
 			return invalid("WithLogger(nil): a logger is required")
+		}
+		if l.Handler() == nil {
+			return invalid("WithLogger(new(slog.Logger)): a logger needs a handler")
 		}
 		o.logger = l
 		return nil
@@ -143,8 +152,9 @@ func WithFailureErrors(errs ...error) Option {
 
 // WithClassifier gives full control over how a non-nil error counts (for
 // instance errors.As on an error type). It is called by the goroutine that
-// reports, and must be safe for concurrent use. An answer other than
-// Success, Failure or Ignored counts as Failure. nil is an error. Cannot be
+// reports, and must be safe for concurrent use. An error it says is Ignored
+// is logged at Info; an answer other than Success, Failure or Ignored counts
+// as Failure. nil is an error. Cannot be
 // combined with WithAllowedErrors or WithFailureErrors.
 func WithClassifier(f func(error) Outcome) Option {
 	return optionFunc(func(o *options) error {
