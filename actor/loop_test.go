@@ -13,6 +13,20 @@ func newTestMachine() *machine {
 	return newMachine("m", 3, 30*time.Second, 10*time.Second)
 }
 
+// halfOpenMachine returns a machine (allowed fails 1) that has tripped at t0
+// and whose retry timer has fired: half-open at t0+30s, no probe out.
+func halfOpenMachine(t *testing.T) *machine {
+	t.Helper()
+	m := newTestMachine()
+	m.allowedFails = 1
+	tk, _ := m.acquire(t0)
+	settleOK(t, m, t0, tk, Failure)
+	if ev, _ := m.timerFired(); ev == nil || ev.To != StateHalfOpen {
+		t.Fatalf("retry timer: %+v, want half-open", ev)
+	}
+	return m
+}
+
 func settleOK(t *testing.T, m *machine, now time.Time, tk ticket, o Outcome) *Event {
 	t.Helper()
 	applied, ev := m.settle(now, tk, o)
@@ -87,11 +101,7 @@ func TestMachineHalfOpenProbeCycle(t *testing.T) {
 }
 
 func TestMachineProbeTimeoutReopensFromDeadline(t *testing.T) {
-	m := newTestMachine()
-	m.allowedFails = 1
-	tk, _ := m.acquire(t0)
-	settleOK(t, m, t0, tk, Failure)
-	m.timerFired()
+	m := halfOpenMachine(t)
 	probe, _ := m.acquire(t0.Add(30 * time.Second))
 	ev, failed := m.timerFired()
 	due := t0.Add(40 * time.Second)
@@ -107,11 +117,7 @@ func TestMachineProbeTimeoutReopensFromDeadline(t *testing.T) {
 }
 
 func TestMachineProbeFailureReopens(t *testing.T) {
-	m := newTestMachine()
-	m.allowedFails = 1
-	tk, _ := m.acquire(t0)
-	settleOK(t, m, t0, tk, Failure)
-	m.timerFired()
+	m := halfOpenMachine(t)
 	now := t0.Add(35 * time.Second)
 	probe, _ := m.acquire(now)
 	ev := settleOK(t, m, now, probe, Failure)
@@ -121,11 +127,7 @@ func TestMachineProbeFailureReopens(t *testing.T) {
 }
 
 func TestMachineReleaseFreesProbeWithoutCounting(t *testing.T) {
-	m := newTestMachine()
-	m.allowedFails = 1
-	tk, _ := m.acquire(t0)
-	settleOK(t, m, t0, tk, Failure)
-	m.timerFired()
+	m := halfOpenMachine(t)
 	probe, _ := m.acquire(t0)
 	failures := m.failures
 	if ev := settleOK(t, m, t0, probe, release); ev != nil || m.probeOut || m.failures != failures {
