@@ -343,9 +343,21 @@ func (p *Permit) ReportOutcome(o Outcome) bool {
 	return p.b.settle(p.t, o)
 }
 
+// granting returns the published snapshot if it grants permits by itself
+// (closed, not stopped), or nil. b may be nil or zero.
+func (b *Breaker) granting() *snapshot {
+	if b == nil {
+		return nil
+	}
+	if s := b.snap.Load(); s != nil && s.grants {
+		return s
+	}
+	return nil
+}
+
 // acquire grants a ticket from the published snapshot when it can, and asks
-// the loop only in half-open with the probe free. Small enough to inline: the
-// closed state's path is one load, one test and one counter.
+// the loop only in half-open with the probe free. In the closed state that is
+// one load, one test and one counter.
 func (b *Breaker) acquire(ctx context.Context) (ticket, error) {
 	if b != nil && ctx != nil {
 		if s := b.snap.Load(); s != nil && s.grants && ctx.Err() == nil {
@@ -416,8 +428,7 @@ func (b *Breaker) acquireFromLoop(ctx context.Context) (ticket, error) {
 
 // settle applies an outcome (or a release) for a ticket and reports whether
 // it was applied. Outcomes that cannot change the state are applied right
-// here, at the snapshot read; the rest go to the loop, synchronously. Small
-// enough to inline for the common case, a success in a clean closed state.
+// here, at the snapshot read; the rest go to the loop, synchronously.
 func (b *Breaker) settle(t ticket, o Outcome) bool {
 	if s := b.snap.Load(); o == Success && s.clean && s.gen == t.gen {
 		b.counts.successes.Add(1)
