@@ -134,6 +134,7 @@ type Breaker struct {
 	clock      clock.Clock
 	logger     *slog.Logger // nil: slog.Default() at the time of logging
 	classifier classifier
+	stepHook   func() // tests only: run by the loop before each step; nil otherwise
 
 	// snap is written only by the loop (after every step that changes
 	// something) and read by callers: the lock-free fast path.
@@ -192,6 +193,7 @@ func New(opts ...Option) (*Breaker, error) {
 		clock:      o.clock,
 		logger:     o.logger,
 		classifier: o.classifier(),
+		stepHook:   o.stepHook,
 		reqc:       make(chan *request),
 		done:       make(chan struct{}),
 	}

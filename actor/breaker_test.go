@@ -389,15 +389,16 @@ func TestStateAndPermitReflectAReceivedEvent(t *testing.T) {
 // ends a run of failures goes to the loop, so the run is reset in order.
 func TestFastPathSuccessIsOrderedBeforeLoop(t *testing.T) {
 	t.Run("does not wait for a busy loop", func(t *testing.T) {
-		h := &capture{}
-		b, _ := start(t, WithLogger(slogLogger(h)), WithAllowedFails(1))
+		g := &gate{}
+		b, _ := start(t, withGate(g), WithAllowedFails(1))
 		events := subscribe(t, b)
-		release := h.holdOn("circuit breaker opened")
+		release := g.shutWhen(t, func() bool { return b.State() == StateOpen }, func() {
+			report(t, b, Failure) // opens; the loop then waits at the gate
+			expectTransition(t, events, StateClosed, StateOpen)
+		})
 		defer release()
-		report(t, b, Failure) // opens; the loop now sits in the slow handler
-		expectTransition(t, events, StateClosed, StateOpen)
-		// The loop is busy logging the Open transition; refusals are
-		// answered from the snapshot without it.
+		// The loop is busy; refusals are answered from the snapshot
+		// without it.
 		within(t, "a refusal while the loop is busy", func() { refused(t, b) })
 	})
 	t.Run("a success after failures resets the run", func(t *testing.T) {
@@ -412,15 +413,16 @@ func TestFastPathSuccessIsOrderedBeforeLoop(t *testing.T) {
 		wantCounts(t, b, Counts{Requests: 3, Successes: 1, Failures: 2, ConsecutiveFailures: 1})
 	})
 	t.Run("a success in closed with no failures does not wait for the loop", func(t *testing.T) {
-		h := &capture{}
-		b, mock := start(t, WithLogger(slogLogger(h)), WithRetryTimer(time.Second))
+		g := &gate{}
+		b, mock := start(t, withGate(g), WithRetryTimer(time.Second))
 		events := subscribe(t, b)
 		early := permit(t, b)
 		halfOpen(t, b, mock, events, time.Second)
-		release := h.holdOn("circuit breaker closed")
+		release := g.shutWhen(t, func() bool { return b.State() == StateClosed }, func() {
+			permit(t, b).Report(nil) // closes; the loop then waits at the gate
+			expectTransition(t, events, StateHalfOpen, StateClosed)
+		})
 		defer release()
-		permit(t, b).Report(nil) // closes; the loop now sits in the slow handler
-		expectTransition(t, events, StateHalfOpen, StateClosed)
 		within(t, "Permit and Report(nil) while the loop is busy", func() {
 			if !permit(t, b).Report(nil) {
 				t.Error("fast-path success not applied")

@@ -123,7 +123,7 @@ func TestLogging(t *testing.T) {
 		expectTransition(t, events, StateOpen, StateHalfOpen)
 		report(t, b, Success)
 		expectTransition(t, events, StateHalfOpen, StateClosed)
-		b.Stop() // the loop logs after it publishes: wait for it to finish
+		b.Stop() // transitions are logged after they are published: Stop waits for them
 		records := h.all()
 		for _, want := range []struct {
 			msg   string

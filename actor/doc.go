@@ -27,10 +27,10 @@
 // generation, consecutive failures, the probe). Callers talk to it through
 // channels; timers come from a [clock.Clock] and post to the loop, so tests
 // drive time with clock.NewMock and need no sleeps. No mutex guards breaker
-// state. After a transition the loop carries on in a fresh goroutine, so that
-// a stack grown by a log handler is given back (Go does not shrink the stack
-// of a goroutine parked on a channel); there is one loop goroutine at any
-// time.
+// state. After a transition the loop carries on in a fresh goroutine, and
+// the goroutine it leaves logs the transition: the loop never calls a log
+// handler, and its stack stays small (Go does not shrink the stack of a
+// goroutine parked on a channel). There is one loop goroutine at any time.
 //
 // The loop publishes an immutable snapshot of the state after every step.
 // The hot path reads that snapshot and does not wait for the loop: in the
@@ -71,18 +71,21 @@
 // The breaker logs through log/slog (the logger of [WithLogger], by default
 // slog.Default()), always with the attribute "breaker" set to its name:
 //
-//   - the loop goroutine logs transitions: Warn when the breaker opens, Info
-//     when it moves to half-open and when it closes;
+//   - transitions are logged by the goroutine the loop leaves when it hands
+//     over after a transition: Warn when the breaker opens, Info when it
+//     moves to half-open and when it closes. They are logged in order (each
+//     waits for the one before), after the transition is published and its
+//     cause answered;
 //   - the goroutine that reports an outcome (the caller of Permit.Report or
 //     Call) logs its classification: Info for an error ignored because of
 //     [WithAllowedErrors], [WithFailureErrors] or a [WithClassifier] that said
 //     Ignored, Debug for a counted failure and for an ignored
 //     context.Canceled.
 //
-// A slow log handler delays the goroutine that logs. A caller that logs a
-// classification is delayed itself. The loop logs a transition after it has
-// published the transition and answered the caller that caused it; while a
-// slow handler holds it, what the snapshot answers goes on (closed-state
-// calls, refusals, successes in a clean closed state), and what needs the
-// loop waits: failure reports, half-open permits, timer transitions, Stop.
+// A slow log handler delays only the goroutine that logs: a caller that logs
+// a classification is delayed itself, and a slow transition record delays
+// the records after it, never the loop. Failure reports, half-open permits,
+// timer transitions and subscriptions go on while a handler hangs. Only
+// [Breaker.Stop] waits for it: it returns once every transition is logged, so
+// that no goroutine of the breaker outlives it.
 package actor

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -387,8 +388,8 @@ func TestFaultContextDone(t *testing.T) {
 	t.Run("while waiting for a busy loop", func(t *testing.T) {
 		noLeaks(t)
 		b, _, release := heldHalfOpen(t)
-		// The loop is held logging that transition: half-open with the
-		// probe free, every Permit and Call waits for it.
+		// The loop is held: half-open with the probe free, every Permit
+		// and Call waits for it.
 		before := b.Counts()
 
 		const callers = 50
@@ -572,30 +573,51 @@ func TestFaultStop(t *testing.T) {
 		wantCounts(t, b, before)
 	})
 
-	t.Run("a log handler that hangs the loop", func(t *testing.T) {
+	t.Run("a log handler that hangs delays only its own logging", func(t *testing.T) {
 		noLeaks(t)
 		h := &capture{}
-		b, _ := start(t, WithLogger(slogLogger(h)), WithAllowedFails(1))
+		b, mock := start(t, WithLogger(slogLogger(h)), WithAllowedFails(1), WithRetryTimer(time.Second))
 		events := subscribe(t, b)
 		early := permit(t, b)
 		// A fresh breaker has logged nothing yet: hold every transition.
 		release := h.hold()
 		defer release()
-		report(t, b, Failure) // opens; the loop hangs logging it
-		expectTransition(t, events, StateClosed, StateOpen)
-		// What the snapshot can answer is answered without the loop.
-		within(t, "callers while the loop hangs in a log handler", func() {
+		// A whole cycle, every step of which needs the loop, goes on while
+		// the handler hangs on the first transition.
+		within(t, "a cycle while the log handler hangs", func() {
+			report(t, b, Failure) // opens
+			expectTransition(t, events, StateClosed, StateOpen)
 			refused(t, b)
 			if early.Report(nil) {
 				t.Error("a stale report was applied")
 			}
-			wantState(t, b, StateOpen)
+			mock.Add(time.Second)
+			expectTransition(t, events, StateOpen, StateHalfOpen)
+			p := permit(t, b)
+			if !p.Probe() || !p.Report(nil) {
+				t.Error("the probe was not granted and applied")
+			}
+			expectTransition(t, events, StateHalfOpen, StateClosed)
+			_, cancel := b.Subscribe()
+			cancel()
 		})
+		if records := h.all(); len(records) != 0 {
+			t.Fatalf("logged %+v while the handler hangs", records)
+		}
+		// Stop waits for the transitions to be logged, so for the handler.
 		stopped := make(chan struct{})
 		go func() { defer close(stopped); b.Stop() }()
-		waitBlocked(t, inStop, 1) // Stop waits for the loop to exit, so for the handler
+		waitBlocked(t, inStop, 1)
 		release()
 		within(t, "Stop once the handler returns", func() { <-stopped })
+		var got []string
+		for _, r := range h.all() {
+			got = append(got, r.attrs["seq"]+" "+r.msg)
+		}
+		want := []string{"1 circuit breaker opened", "2 circuit breaker half-opened", "3 circuit breaker closed"}
+		if !slices.Equal(got, want) {
+			t.Fatalf("logged %q, want %q", got, want)
+		}
 		if _, err := b.Permit(context.Background()); err != ErrStopped {
 			t.Fatalf("Permit after Stop = %v", err)
 		}
@@ -603,8 +625,8 @@ func TestFaultStop(t *testing.T) {
 
 	t.Run("subscribers that never read, cancels and Subscribes waiting", func(t *testing.T) {
 		noLeaks(t)
-		h := &capture{}
-		b, mock := start(t, WithLogger(slogLogger(h)), WithRetryTimer(time.Second), WithAllowedFails(1))
+		g := &gate{}
+		b, mock := start(t, withGate(g), WithRetryTimer(time.Second), WithAllowedFails(1))
 		events := subscribe(t, b)
 		var stuck []<-chan Event
 		var cancels []func()
@@ -623,10 +645,11 @@ func TestFaultStop(t *testing.T) {
 			expectTransition(t, events, StateHalfOpen, StateClosed)
 		}
 		// Hold the loop, queue cancels and Subscribes behind it, then Stop.
-		release := h.holdOn("circuit breaker opened")
+		release := g.shutWhen(t, func() bool { return b.State() == StateOpen }, func() {
+			report(t, b, Failure)
+			expectTransition(t, events, StateClosed, StateOpen)
+		})
 		defer release()
-		report(t, b, Failure)
-		expectTransition(t, events, StateClosed, StateOpen)
 		var wg sync.WaitGroup
 		late := make(chan (<-chan Event), 5)
 		for i := range 5 {

@@ -161,7 +161,8 @@ type logRecord struct {
 
 // capture is a slog.Handler that keeps every record, at every level. While
 // held, it is a slow handler: it holds the goroutine that logs a given
-// message (the loop goroutine, for a transition) until released.
+// message (for a transition, the goroutine that logs it, never the loop)
+// until released.
 type capture struct {
 	mu      sync.Mutex
 	records []logRecord
@@ -169,14 +170,11 @@ type capture struct {
 	block   chan struct{} // non-nil while held
 }
 
-// hold makes every transition record wait until release is called. Prefer
-// holdOn: the loop logs a transition after it has published it, so a test
-// that has just received an event may still race with its record.
+// hold makes every transition record wait until release is called.
 func (c *capture) hold() (release func()) { return c.holdOn("") }
 
 // holdOn makes records with exactly this message ("" for every transition)
-// wait until release is called. Hold on the transition to come, not one
-// just made.
+// wait until release is called.
 func (c *capture) holdOn(msg string) (release func()) {
 	block := make(chan struct{})
 	c.mu.Lock()
@@ -193,22 +191,88 @@ func (c *capture) holdOn(msg string) (release func()) {
 	}
 }
 
+// gate holds a breaker's loop between two steps, as if it were busy: callers
+// that need the loop then wait for it, and callers the snapshot answers do
+// not. Give it to New with withGate.
+type gate struct {
+	mu   sync.Mutex
+	when func() bool   // shut at the first step at which this is true
+	shut chan struct{} // non-nil while shut; closed to open
+	held chan struct{} // closed once the loop waits at the gate
+}
+
+func withGate(g *gate) Option {
+	return optionFunc(func(o *options) error {
+		o.stepHook = g.step
+		return nil
+	})
+}
+
+// step runs on the loop goroutine before each step.
+func (g *gate) step() {
+	g.mu.Lock()
+	shut, held := g.shut, g.held
+	if shut == nil || (g.when != nil && !g.when()) {
+		g.mu.Unlock()
+		return
+	}
+	g.when = nil // from now on every step waits, until open
+	select {
+	case <-held:
+	default:
+		close(held)
+	}
+	g.mu.Unlock()
+	<-shut
+}
+
+// shutWhen shuts the gate from the first step at which when() is true (nil:
+// the next step) until open is called, and returns when the loop is waiting
+// at it, or fails the test after the guard time. Call it before what makes
+// when() true: a step that is already past the gate is not held. open is safe
+// to call twice.
+func (g *gate) shutWhen(t testing.TB, when func() bool, cause func()) (open func()) {
+	t.Helper()
+	shut, held := make(chan struct{}), make(chan struct{})
+	g.mu.Lock()
+	g.when, g.shut, g.held = when, shut, held
+	g.mu.Unlock()
+	var once sync.Once
+	open = func() {
+		once.Do(func() {
+			g.mu.Lock()
+			g.shut, g.when = nil, nil
+			g.mu.Unlock()
+			close(shut)
+		})
+	}
+	t.Cleanup(open)
+	cause()
+	select {
+	case <-held:
+	case <-time.After(guard):
+		open()
+		t.Fatalf("the loop did not reach the gate within %v", guard)
+	}
+	return open
+}
+
 func slogLogger(h slog.Handler) *slog.Logger { return slog.New(h) }
 
 // heldHalfOpen returns a breaker (retry timer 1s) that is half-open with the
-// probe free and its loop held, logging the HalfOpen transition, until
-// release (called at the latest when the test ends): a Permit must wait for
-// the loop to hand out the probe.
+// probe free and its loop held between steps until release (called at the
+// latest when the test ends): a Permit must wait for the loop to hand out
+// the probe.
 func heldHalfOpen(t testing.TB) (b *Breaker, events <-chan Event, release func()) {
 	t.Helper()
-	h := &capture{}
-	b, mock := start(t, WithLogger(slogLogger(h)), WithRetryTimer(time.Second))
+	g := &gate{}
+	b, mock := start(t, withGate(g), WithRetryTimer(time.Second))
 	events = subscribe(t, b)
 	trip(t, b, events, 3)
-	release = h.holdOn("circuit breaker half-opened")
-	t.Cleanup(release)
-	mock.Add(time.Second)
-	expectTransition(t, events, StateOpen, StateHalfOpen)
+	release = g.shutWhen(t, func() bool { return b.State() == StateHalfOpen }, func() {
+		mock.Add(time.Second)
+		expectTransition(t, events, StateOpen, StateHalfOpen)
+	})
 	return b, events, release
 }
 

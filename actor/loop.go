@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -191,18 +192,25 @@ type loop struct {
 	published    snapshot // the last snapshot stored in b.snap
 	subs         []*subscriber
 	transitioned bool // the current step made a transition
+
+	toLog  *Event          // the current step's transition, logged after the hand-over
+	logged *sync.WaitGroup // done once the latest transition handed to a logger is logged; nil before any
 }
 
 // run is the loop. After a step that made a transition it hands the loop
-// over to a fresh goroutine and returns: the work around a transition (the
-// log handler, arming a timer) can grow a goroutine's stack, and Go never
-// shrinks the stack of a goroutine parked in a channel receive, so without
-// the hand-over every breaker that ever opened would keep a stack twice the
-// size it needs. Transitions are rare; the hand-over costs about a
-// microsecond. There is still one loop goroutine at a time: the old one
-// touches nothing after the go statement.
+// over to a fresh goroutine, and the goroutine it leaves logs the transition
+// (see logTransition): the loop itself never calls the log handler, so a slow
+// one delays nothing but its own logging. The hand-over also keeps the loop's
+// stack small: Go never shrinks the stack of a goroutine parked in a channel
+// receive, so a loop that had logged (or armed a timer) on its own stack would
+// keep the grown stack for as long as the breaker lives. Transitions are rare;
+// the hand-over costs about a microsecond. There is still one loop goroutine
+// at a time: the old one touches nothing of the loop after the go statement.
 func (l *loop) run() {
 	for {
+		if l.b.stepHook != nil {
+			l.b.stepHook() // tests only: hold the loop between steps
+		}
 		var req *request
 		if l.timerc == nil {
 			req = <-l.b.reqc // idle breakers park here
@@ -211,10 +219,18 @@ func (l *loop) run() {
 		}
 		switch l.handle(req) {
 		case exit:
+			if l.logged != nil {
+				l.logged.Wait() // Stop returns once every transition is logged
+			}
 			close(l.b.done)
 			return
 		case handOver:
+			b, ev, after := l.b, l.toLog, l.logged
+			done := new(sync.WaitGroup) // smaller than a channel: the loop keeps the last one
+			done.Add(1)
+			l.toLog, l.logged = nil, done
 			go l.run()
+			logTransition(b, ev, after, done)
 			return
 		}
 	}
@@ -282,7 +298,6 @@ func (l *loop) serve(req *request) {
 		}
 		l.commit(now, ev)
 		req.reply <- applied
-		l.logTransition(ev)
 
 	case subscribeReq:
 		l.subs = append(l.subs, req.sub)
@@ -306,7 +321,6 @@ func (l *loop) timerFired() {
 		l.b.counts.failures.Add(1)
 	}
 	l.commit(l.b.clock.Now(), ev)
-	l.logTransition(ev)
 }
 
 // commit makes a step visible, in the order semantic 7 needs: arm the timer,
@@ -322,7 +336,7 @@ func (l *loop) commit(now time.Time, ev *Event) {
 		l.b.snap.Store(published)
 	}
 	if ev != nil {
-		l.transitioned = true
+		l.transitioned, l.toLog = true, ev
 		for _, s := range l.subs {
 			s.offer(*ev)
 		}
@@ -377,15 +391,21 @@ func (l *loop) shutdown() {
 	l.subs = nil
 }
 
-func (l *loop) logTransition(ev *Event) {
-	if ev == nil {
-		return
+// logTransition logs ev (Warn for opening, Info otherwise) on the goroutine
+// the loop has just left, once the previous transition is logged (after is
+// done), and then marks done. Transitions are thus logged in order, each
+// by a goroutine of its own that ends when its record is handled; the loop
+// waits for them only when it stops.
+func logTransition(b *Breaker, ev *Event, after, done *sync.WaitGroup) {
+	defer done.Done()
+	if after != nil {
+		after.Wait()
 	}
 	level := slog.LevelInfo
 	if ev.To == StateOpen {
 		level = slog.LevelWarn
 	}
-	logger := l.b.log()
+	logger := b.log()
 	ctx := context.Background()
 	if !logger.Enabled(ctx, level) {
 		return

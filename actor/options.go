@@ -38,6 +38,8 @@ type options struct {
 	failureOnly []error
 	classify    func(error) Outcome
 	classifyBy  []string // the options that chose one, for the error message
+
+	stepHook func() // tests only (see Breaker.stepHook)
 }
 
 // WithName names the breaker in events, errors and logs. Default "".
