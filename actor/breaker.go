@@ -200,7 +200,7 @@ func New(opts ...Option) (*Breaker, error) {
 	m := newMachine(o.name, o.allowedFails, o.retry, o.probeTimeout)
 	first := m.snapshot()
 	b.snap.Store(&first)
-	l := &loop{b: b, m: m, published: first}
+	l := &loop{b: b, m: m, cur: &first}
 	go l.run()
 	return b, nil
 }

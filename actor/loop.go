@@ -189,7 +189,7 @@ type loop struct {
 	timerc   <-chan time.Time // nil while no timer is armed
 	armedSeq uint64           // m.timerSeq the timer was armed for
 
-	published    snapshot // the last snapshot stored in b.snap
+	cur, prev    *snapshot // the published snapshot; the one before it, while of the same generation
 	subs         []*subscriber
 	transitioned bool // the current step made a transition
 
@@ -329,11 +329,21 @@ func (l *loop) commit(now time.Time, ev *Event) {
 	if l.m.timerSeq != l.armedSeq {
 		l.arm(now)
 	}
-	if next := l.m.snapshot(); next != l.published {
-		l.published = next
-		published := new(snapshot) // a fresh one each time: a published snapshot is never written
-		*published = next
-		l.b.snap.Store(published)
+	if next := l.m.snapshot(); next != *l.cur {
+		// A published snapshot is never written, so one published before
+		// can be published again: a run of failures that a success ends
+		// goes back to the previous snapshot without allocating.
+		if l.prev != nil && *l.prev == next {
+			l.cur, l.prev = l.prev, l.cur
+		} else {
+			s := new(snapshot)
+			*s = next
+			l.cur, l.prev = s, l.cur
+		}
+		if l.prev.gen != l.cur.gen {
+			l.prev = nil // generations only grow: it cannot come back
+		}
+		l.b.snap.Store(l.cur)
 	}
 	if ev != nil {
 		l.transitioned, l.toLog = true, ev
