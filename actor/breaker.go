@@ -143,6 +143,7 @@ type Breaker struct {
 	reqc     chan *request // from callers -> loop: every request, in arrival order (see messages.go)
 	stopping atomic.Bool   // set by Stop; the loop answers whatever it receives next with ErrStopped, and exits
 	done     chan struct{} // closed by the loop goroutine when it exits
+	logs     *logQueue     // transition records; made by the loop at the first transition, read by Stop after done
 
 	_      [64]byte // keeps the counters, written by every caller, off the read-mostly line above
 	counts counters
@@ -248,7 +249,9 @@ func (b *Breaker) Counts() Counts {
 // return false, and subscriptions are closed: callers still waiting for the
 // breaker when Stop is called get ErrStopped too, not an answer from a
 // breaker about to stop. Calls already running their function are not
-// waited for. Stop is idempotent and safe to call concurrently.
+// waited for; transitions not yet logged are, so that no goroutine of the
+// breaker outlives Stop: a log handler must not call Stop of the breaker it
+// logs for. Stop is idempotent and safe to call concurrently.
 func (b *Breaker) Stop() {
 	if !b.usable() {
 		return
@@ -260,6 +263,9 @@ func (b *Breaker) Stop() {
 		b.send(&request{kind: stopReq})
 	}
 	<-b.done
+	if b.logs != nil {
+		b.logs.wg.Wait() // the last transitions' records: no goroutine of b outlives Stop
+	}
 }
 
 // send hands req to the loop, and returns false if the loop has exited.

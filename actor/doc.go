@@ -27,10 +27,12 @@
 // generation, consecutive failures, the probe). Callers talk to it through
 // channels; timers come from a [clock.Clock] and post to the loop, so tests
 // drive time with clock.NewMock and need no sleeps. No mutex guards breaker
-// state. After a transition the loop carries on in a fresh goroutine, and
-// the goroutine it leaves logs the transition: the loop never calls a log
-// handler, and its stack stays small (Go does not shrink the stack of a
-// goroutine parked on a channel). There is one loop goroutine at any time.
+// state. After a transition the loop queues the transition's log record and
+// carries on in a fresh goroutine; the goroutine it leaves logs the queue.
+// So the loop never calls a log handler, and its stack stays at the 2 KiB
+// minimum (the garbage collector does not shrink a grown stack back while a
+// quarter of it is in use, as it is for a goroutine parked in a receive).
+// There is one loop goroutine at any time.
 //
 // The loop publishes an immutable snapshot of the state after every step.
 // The hot path reads that snapshot and does not wait for the loop: in the
@@ -71,11 +73,11 @@
 // The breaker logs through log/slog (the logger of [WithLogger], by default
 // slog.Default()), always with the attribute "breaker" set to its name:
 //
-//   - transitions are logged by the goroutine the loop leaves when it hands
-//     over after a transition: Warn when the breaker opens, Info when it
-//     moves to half-open and when it closes. They are logged in order (each
-//     waits for the one before), after the transition is published and its
-//     cause answered;
+//   - transitions are logged by a goroutine of the breaker other than the
+//     loop (the one the loop leaves when it hands over after a transition),
+//     one at a time and in order: Warn when the breaker opens, Info when it
+//     moves to half-open and when it closes, after the transition is
+//     published and its cause answered;
 //   - the goroutine that reports an outcome (the caller of Permit.Report or
 //     Call) logs its classification: Info for an error ignored because of
 //     [WithAllowedErrors], [WithFailureErrors] or a [WithClassifier] that said
@@ -84,8 +86,10 @@
 //
 // A slow log handler delays only the goroutine that logs: a caller that logs
 // a classification is delayed itself, and a slow transition record delays
-// the records after it, never the loop. Failure reports, half-open permits,
-// timer transitions and subscriptions go on while a handler hangs. Only
-// [Breaker.Stop] waits for it: it returns once every transition is logged, so
-// that no goroutine of the breaker outlives it.
+// the records queued after it (they wait in memory, about 80 bytes each),
+// never the loop. Failure reports, half-open permits, timer transitions and
+// subscriptions go on while a handler hangs. Only [Breaker.Stop] waits for
+// it: it returns once every transition is logged, so that no goroutine of the
+// breaker outlives it. So a log handler must not call Stop of the breaker it
+// logs for.
 package actor

@@ -58,12 +58,28 @@ func waitBlocked(t testing.TB, fn string, n int) {
 	}
 }
 
+// goroutinesIn counts the goroutines with fn on their stacks, parked or not.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		k := runtime.Stack(buf, true)
+		if k < len(buf) {
+			return strings.Count(string(buf[:k]), fn)
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+// must returns a subscription's channel and leaves its cancel to Stop.
+func must(events <-chan Event, _ func()) <-chan Event { return events }
+
 func countBlocked(stacks, fn string) int {
 	n := 0
 	for _, g := range strings.Split(stacks, "\n\n") {
 		header, _, _ := strings.Cut(g, "\n")
 		parked := strings.Contains(header, "[select") || strings.Contains(header, "[chan send") ||
-			strings.Contains(header, "[chan receive")
+			strings.Contains(header, "[chan receive") ||
+			strings.Contains(header, "[sync.WaitGroup.Wait") || strings.Contains(header, "[semacquire")
 		if parked && strings.Contains(g, fn) {
 			n++
 		}
@@ -76,6 +92,7 @@ const (
 	inPermit    = "actor.(*Breaker).Permit("
 	inCall      = "actor.Call["
 	inStop      = "actor.(*Breaker).Stop("
+	inLogging   = "actor.(*logQueue).drain("
 	inSubscribe = "actor.(*Breaker).Subscribe"
 )
 
@@ -582,44 +599,102 @@ func TestFaultStop(t *testing.T) {
 		// A fresh breaker has logged nothing yet: hold every transition.
 		release := h.hold()
 		defer release()
-		// A whole cycle, every step of which needs the loop, goes on while
-		// the handler hangs on the first transition.
-		within(t, "a cycle while the log handler hangs", func() {
-			report(t, b, Failure) // opens
-			expectTransition(t, events, StateClosed, StateOpen)
-			refused(t, b)
-			if early.Report(nil) {
-				t.Error("a stale report was applied")
+		// Whole cycles, every step of which needs the loop, go on while the
+		// handler hangs on the first transition.
+		const cycles = 10
+		within(t, "cycles while the log handler hangs", func() {
+			for range cycles {
+				report(t, b, Failure) // opens
+				expectTransition(t, events, StateClosed, StateOpen)
+				refused(t, b)
+				if early.Report(nil) {
+					t.Error("a stale report was applied")
+				}
+				mock.Add(time.Second)
+				expectTransition(t, events, StateOpen, StateHalfOpen)
+				p := permit(t, b)
+				if !p.Probe() || !p.Report(nil) {
+					t.Error("the probe was not granted and applied")
+				}
+				expectTransition(t, events, StateHalfOpen, StateClosed)
 			}
-			mock.Add(time.Second)
-			expectTransition(t, events, StateOpen, StateHalfOpen)
-			p := permit(t, b)
-			if !p.Probe() || !p.Report(nil) {
-				t.Error("the probe was not granted and applied")
-			}
-			expectTransition(t, events, StateHalfOpen, StateClosed)
-			_, cancel := b.Subscribe()
-			cancel()
 		})
 		if records := h.all(); len(records) != 0 {
 			t.Fatalf("logged %+v while the handler hangs", records)
 		}
-		// Stop waits for the transitions to be logged, so for the handler.
+		// The records wait in a queue, not in a goroutine each.
+		if n := goroutinesIn(inLogging); n != 1 {
+			t.Fatalf("%d goroutines logging, want 1", n)
+		}
+		// Stop waits for the transitions to be logged, so for the handler;
+		// nothing else does.
 		stopped := make(chan struct{})
 		go func() { defer close(stopped); b.Stop() }()
 		waitBlocked(t, inStop, 1)
+		within(t, "Subscribe, Permit and Report while Stop waits for the handler", func() {
+			if _, ok := <-must(b.Subscribe()); ok {
+				t.Error("Subscribe during Stop: an open channel")
+			}
+			if _, err := b.Permit(context.Background()); err != ErrStopped {
+				t.Errorf("Permit during Stop = %v, want ErrStopped", err)
+			}
+			if early.Report(errBoom) {
+				t.Error("Report during Stop applied")
+			}
+		})
 		release()
 		within(t, "Stop once the handler returns", func() { <-stopped })
-		var got []string
+		var got, want []string
 		for _, r := range h.all() {
 			got = append(got, r.attrs["seq"]+" "+r.msg)
 		}
-		want := []string{"1 circuit breaker opened", "2 circuit breaker half-opened", "3 circuit breaker closed"}
-		if !slices.Equal(got, want) {
-			t.Fatalf("logged %q, want %q", got, want)
+		for c := range cycles {
+			for i, verb := range []string{"opened", "half-opened", "closed"} {
+				want = append(want, fmt.Sprintf("%d circuit breaker %s", 3*c+i+1, verb))
+			}
 		}
-		if _, err := b.Permit(context.Background()); err != ErrStopped {
-			t.Fatalf("Permit after Stop = %v", err)
+		if !slices.Equal(got, want) {
+			t.Fatalf("logged %q,\nwant %q", got, want)
+		}
+	})
+
+	t.Run("a timer transition as Stop comes is logged", func(t *testing.T) {
+		// The loop, held at its gate, finds the retry timer fired and Stop
+		// waiting; it takes either first. When it takes the timer, the
+		// HalfOpen transition is published, and so it is logged.
+		noLeaks(t)
+		logged := 0
+		for range 30 {
+			h, g := &capture{}, &gate{}
+			b, mock := start(t, WithLogger(slogLogger(h)), withGate(g), WithAllowedFails(1), WithRetryTimer(time.Second))
+			events := subscribe(t, b)
+			release := g.shutWhen(t, func() bool { return b.State() == StateOpen }, func() {
+				report(t, b, Failure)
+				expectTransition(t, events, StateClosed, StateOpen)
+			})
+			mock.Add(time.Second) // the timer fires while the loop is held
+			stopped := make(chan struct{})
+			go func() { defer close(stopped); b.Stop() }()
+			waitBlocked(t, inStop, 1)
+			release()
+			within(t, "Stop", func() { <-stopped })
+			halfOpened := false
+			for ev := range events {
+				halfOpened = halfOpened || ev.To == StateHalfOpen
+			}
+			var msgs []string
+			for _, r := range h.all() {
+				msgs = append(msgs, r.msg)
+			}
+			if want := slices.Contains(msgs, "circuit breaker half-opened"); want != halfOpened {
+				t.Fatalf("HalfOpen published %v, logged %v: %q", halfOpened, want, msgs)
+			}
+			if halfOpened {
+				logged++
+			}
+		}
+		if logged == 0 {
+			t.Fatal("in 30 runs the loop never took the timer before Stop")
 		}
 	})
 

@@ -193,19 +193,21 @@ type loop struct {
 	subs         []*subscriber
 	transitioned bool // the current step made a transition
 
-	toLog  *Event          // the current step's transition, logged after the hand-over
-	logged *sync.WaitGroup // done once the latest transition handed to a logger is logged; nil before any
+	toLog *Event // the current step's transition, queued for logging after the step
 }
 
-// run is the loop. After a step that made a transition it hands the loop
-// over to a fresh goroutine, and the goroutine it leaves logs the transition
-// (see logTransition): the loop itself never calls the log handler, so a slow
-// one delays nothing but its own logging. The hand-over also keeps the loop's
-// stack small: Go never shrinks the stack of a goroutine parked in a channel
-// receive, so a loop that had logged (or armed a timer) on its own stack would
-// keep the grown stack for as long as the breaker lives. Transitions are rare;
-// the hand-over costs about a microsecond. There is still one loop goroutine
-// at a time: the old one touches nothing of the loop after the go statement.
+// run is the loop. After a step that made a transition it queues the
+// transition's log record (see logQueue) and hands the loop over to a fresh
+// goroutine; the goroutine it leaves logs the queue if no other goroutine is
+// logging it. So the loop itself never calls the log handler, and a slow one
+// delays nothing but the logging. The hand-over also keeps the loop's stack
+// small: the garbage collector halves a stack only while less than a quarter
+// of it is in use (counting an 800-byte reserve), which a loop parked in its
+// receive exceeds on a 4 KiB stack, so a loop that had grown its stack once
+// (a log handler, arming a timer) would keep 4 KiB for as long as the breaker
+// lives. Transitions are rare; the hand-over costs about a microsecond. There
+// is still one loop goroutine at a time: the old one touches nothing of the
+// loop after the go statement.
 func (l *loop) run() {
 	for {
 		if l.b.stepHook != nil {
@@ -219,21 +221,36 @@ func (l *loop) run() {
 		}
 		switch l.handle(req) {
 		case exit:
-			if l.logged != nil {
-				l.logged.Wait() // Stop returns once every transition is logged
+			// A timer may have made a transition just as Stop came: it is
+			// published, so it is logged too (Stop waits for that).
+			drain := l.toLog != nil && l.queueLog()
+			b := l.b
+			close(b.done) // waiting callers get ErrStopped now; Stop waits for the logging too
+			if drain {
+				b.logs.drain(b)
 			}
-			close(l.b.done)
 			return
 		case handOver:
-			b, ev, after := l.b, l.toLog, l.logged
-			done := new(sync.WaitGroup) // smaller than a channel: the loop keeps the last one
-			done.Add(1)
-			l.toLog, l.logged = nil, done
+			drain := l.queueLog()
+			b := l.b
 			go l.run()
-			logTransition(b, ev, after, done)
+			if drain {
+				b.logs.drain(b)
+			}
 			return
 		}
 	}
+}
+
+// queueLog queues the current step's transition for logging, and reports
+// whether the calling goroutine is to log the queue.
+func (l *loop) queueLog() (drain bool) {
+	ev := l.toLog
+	l.toLog = nil
+	if l.b.logs == nil {
+		l.b.logs = new(logQueue)
+	}
+	return l.b.logs.push(*ev)
 }
 
 // What run does after a step.
@@ -401,16 +418,65 @@ func (l *loop) shutdown() {
 	l.subs = nil
 }
 
-// logTransition logs ev (Warn for opening, Info otherwise) on the goroutine
-// the loop has just left, once the previous transition is logged (after is
-// done), and then marks done. Transitions are thus logged in order, each
-// by a goroutine of its own that ends when its record is handled; the loop
-// waits for them only when it stops.
-func logTransition(b *Breaker, ev *Event, after, done *sync.WaitGroup) {
-	defer done.Done()
-	if after != nil {
-		after.Wait()
+// logQueue carries transition records from the loop to the goroutine that
+// logs them, one goroutine at a time, in order. The loop only appends under
+// mu; it never waits for a handler. A record waits in the queue (about 80
+// bytes) for as long as the handler takes with the records before it.
+type logQueue struct {
+	mu      sync.Mutex
+	pending []Event
+	running bool           // a goroutine is logging (in drain)
+	wg      sync.WaitGroup // counts the goroutine in drain; Stop waits for it
+}
+
+// push queues ev and reports whether the caller is to run drain: no other
+// goroutine is logging. Called only by loop goroutines, so every wg.Add
+// happens before the loop exits, and Stop's wg.Wait after that.
+func (q *logQueue) push(ev Event) (drain bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.pending = append(q.pending, ev)
+	if q.running {
+		return false
 	}
+	q.running = true
+	q.wg.Add(1)
+	return true
+}
+
+// drain logs queued records until the queue is empty.
+func (q *logQueue) drain(b *Breaker) {
+	emptied := false
+	defer func() {
+		if !emptied {
+			// The handler ended the goroutine (runtime.Goexit): the next
+			// transition starts a new logger, which logs what is left.
+			q.mu.Lock()
+			q.running = false
+			q.mu.Unlock()
+		}
+		q.wg.Done()
+	}()
+	for {
+		q.mu.Lock()
+		batch := q.pending
+		q.pending = nil
+		if len(batch) == 0 {
+			// Under the lock that push takes: a record queued after this
+			// finds running false and is logged by its own pusher.
+			q.running, emptied = false, true
+			q.mu.Unlock()
+			return
+		}
+		q.mu.Unlock()
+		for i := range batch {
+			logTransition(b, &batch[i])
+		}
+	}
+}
+
+// logTransition logs ev: Warn for opening, Info otherwise.
+func logTransition(b *Breaker, ev *Event) {
 	level := slog.LevelInfo
 	if ev.To == StateOpen {
 		level = slog.LevelWarn

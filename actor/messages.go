@@ -8,11 +8,10 @@ import "sync"
 // round trip of a failure report short. Timer firings arrive on the armed
 // clock.Timer's channel.
 //
-// Requests travel as pointers so that the loop goroutine, blocked in its
-// receive, holds a frame small enough for the garbage collector to shrink
-// its stack back to the minimum after a transition grew it (an idle breaker
-// is mostly its stack). A request that needs an answer carries a reply
-// channel of capacity 1, so the loop's reply never blocks.
+// Requests travel as pointers: a receive copies one word, and the frame of a
+// loop parked in its receive stays small (an idle breaker is mostly its
+// stack). A request that needs an answer carries a reply channel of
+// capacity 1, so the loop's reply never blocks.
 
 type requestKind uint8
 
