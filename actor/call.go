@@ -96,7 +96,7 @@ func callPermit[T any](ctx context.Context, b *Breaker, fn func(context.Context)
 			return ticket{}, errNilValidate
 		}
 	}
-	return b.acquire(ctx)
+	return b.acquireSlow(ctx) // Call has tried the closed state's path
 }
 
 func classifyCall[T any](b *Breaker, result T, err error, opts []CallOption[T]) classified {
