@@ -15,8 +15,9 @@ import (
 // requests and timer firings, feeds them to the machine, arms its timer, and
 // publishes its snapshot and events).
 //
-// Why callers may skip the loop. The loop publishes a new snapshot after
-// every step that changes anything, before it replies or publishes an event,
+// Why callers may skip the loop. The loop publishes its state's snapshot
+// (a fresh one, or an equal one it published before) after every step that
+// changes anything, before it replies or publishes an event,
 // so the snapshot a caller reads is the machine's state at some instant
 // between two steps. A caller acts on it only where the outcome cannot depend
 // on what the loop does next:
