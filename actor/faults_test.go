@@ -29,25 +29,16 @@ func noLeaks(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t) })
 }
 
-// waitBlocked waits until at least n goroutines are parked in a channel
-// operation with fn on their stack (inlined frames included), or fails the
-// test after the guard time. It is how a test knows that callers are really
-// waiting for a busy loop, not about to: runtime.Stack is the only place
-// that says so.
+// waitBlocked waits until at least n goroutines are parked (in a channel
+// operation or a WaitGroup) with fn on their stack (inlined frames
+// included), or fails the test after the guard time. It is how a test knows
+// that callers are really waiting for a busy loop, not about to:
+// runtime.Stack is the only place that says so.
 func waitBlocked(t testing.TB, fn string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(guard)
-	buf := make([]byte, 1<<20)
 	for {
-		got := 0
-		for {
-			k := runtime.Stack(buf, true)
-			if k < len(buf) {
-				got = countBlocked(string(buf[:k]), fn)
-				break
-			}
-			buf = make([]byte, 2*len(buf))
-		}
+		got := countBlocked(allStacks(), fn)
 		if got >= n {
 			return
 		}
@@ -58,20 +49,22 @@ func waitBlocked(t testing.TB, fn string, n int) {
 	}
 }
 
-// goroutinesIn counts the goroutines with fn on their stacks, parked or not.
-func goroutinesIn(fn string) int {
+// allStacks returns the stacks of all goroutines.
+func allStacks() string {
 	buf := make([]byte, 1<<20)
 	for {
-		k := runtime.Stack(buf, true)
-		if k < len(buf) {
-			return strings.Count(string(buf[:k]), fn)
+		if k := runtime.Stack(buf, true); k < len(buf) {
+			return string(buf[:k])
 		}
 		buf = make([]byte, 2*len(buf))
 	}
 }
 
-// must returns a subscription's channel and leaves its cancel to Stop.
-func must(events <-chan Event, _ func()) <-chan Event { return events }
+// goroutinesIn counts the goroutines with fn on their stacks, parked or not.
+func goroutinesIn(fn string) int { return strings.Count(allStacks(), fn) }
+
+// channelOf returns a subscription's channel and leaves its cancel to Stop.
+func channelOf(events <-chan Event, _ func()) <-chan Event { return events }
 
 func countBlocked(stacks, fn string) int {
 	n := 0
@@ -632,7 +625,7 @@ func TestFaultStop(t *testing.T) {
 		go func() { defer close(stopped); b.Stop() }()
 		waitBlocked(t, inStop, 1)
 		within(t, "Subscribe, Permit and Report while Stop waits for the handler", func() {
-			if _, ok := <-must(b.Subscribe()); ok {
+			if _, ok := <-channelOf(b.Subscribe()); ok {
 				t.Error("Subscribe during Stop: an open channel")
 			}
 			if _, err := b.Permit(context.Background()); err != ErrStopped {
