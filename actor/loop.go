@@ -190,11 +190,9 @@ type loop struct {
 	timerc   <-chan time.Time // nil while no timer is armed
 	armedSeq uint64           // m.timerSeq the timer was armed for
 
-	cur, prev    *snapshot // the published snapshot; the one before it, while of the same generation
-	subs         []*subscriber
-	transitioned bool // the current step made a transition
-
-	toLog *Event // the current step's transition, queued for logging after the step
+	cur, prev *snapshot // the published snapshot; the one before it, while of the same generation
+	subs      []*subscriber
+	toLog     *Event // the current step's transition, if it made one: queued for logging after the step
 }
 
 // run is the loop. After a step that made a transition it queues the
@@ -289,8 +287,7 @@ func (l *loop) handle(req *request) afterStep {
 	if req != nil {
 		l.serve(req)
 	}
-	if l.transitioned {
-		l.transitioned = false
+	if l.toLog != nil {
 		return handOver
 	}
 	return carryOn
@@ -364,7 +361,7 @@ func (l *loop) commit(now time.Time, ev *Event) {
 		l.b.snap.Store(l.cur)
 	}
 	if ev != nil {
-		l.transitioned, l.toLog = true, ev
+		l.toLog = ev
 		for _, s := range l.subs {
 			s.offer(*ev)
 		}
@@ -460,19 +457,17 @@ func (q *logQueue) drain(b *Breaker) {
 	}()
 	for {
 		q.mu.Lock()
-		batch := q.pending
-		q.pending = nil
-		if len(batch) == 0 {
+		if len(q.pending) == 0 {
 			// Under the lock that push takes: a record queued after this
 			// finds running false and is logged by its own pusher.
-			q.running, emptied = false, true
+			q.pending, q.running, emptied = nil, false, true
 			q.mu.Unlock()
 			return
 		}
+		ev := q.pending[0]
+		q.pending = q.pending[1:]
 		q.mu.Unlock()
-		for i := range batch {
-			logTransition(b, &batch[i])
-		}
+		logTransition(b, &ev)
 	}
 }
 
