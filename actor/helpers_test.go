@@ -227,10 +227,10 @@ func (g *gate) step() {
 }
 
 // shutWhen shuts the gate from the first step at which when() is true (nil:
-// the next step) until open is called, and returns when the loop is waiting
-// at it, or fails the test after the guard time. Call it before what makes
-// when() true: a step that is already past the gate is not held. open is safe
-// to call twice.
+// the next step) until open is called. It then runs cause, which is to make
+// when() true (a step already past the gate is not held), and returns once
+// the loop waits at the gate, or fails the test after the guard time. open
+// is safe to call twice, and is called when the test ends.
 func (g *gate) shutWhen(t testing.TB, when func() bool, cause func()) (open func()) {
 	t.Helper()
 	shut, held := make(chan struct{}), make(chan struct{})
