@@ -300,6 +300,7 @@ func (b *Breaker) send(req *request) bool {
 // that is never reported counts as a failure after the probe timeout.
 type Permit struct {
 	b        *Breaker
+	ctx      context.Context // the context it was granted with: a caller that gave up is not blamed (semantic 2)
 	t        ticket
 	reported atomic.Bool
 }
@@ -321,7 +322,10 @@ func (b *Breaker) Permit(ctx context.Context) (*Permit, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Permit{b: b, t: t}, nil
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return &Permit{b: b, ctx: ctx, t: t}, nil
 }
 
 // Probe reports whether p is the half-open probe, the one permit whose
@@ -329,27 +333,52 @@ func (b *Breaker) Permit(ctx context.Context) (*Permit, error) {
 func (p *Permit) Probe() bool { return p != nil && p.t.probe }
 
 // Report classifies err (see [WithAllowedErrors], [WithFailureErrors],
-// [WithClassifier]; nil is a Success) and applies it. It returns true if the
-// report was applied as Success, Failure or Ignored; false if p is nil, was
-// already reported, is stale (granted before the breaker's latest
-// transition), or the breaker is stopped. When it returns, its effect is
-// visible in State, Counts, Permit and on subscriptions.
+// [WithClassifier]; nil is a Success) and applies it. A non-nil err reported
+// while the context the permit was granted with is done with
+// context.Canceled is Ignored whatever it says, before any classifier: the
+// caller gave up, which says nothing about the dependency (fn may well
+// return context.Cause(ctx), a cause of its own). A context whose deadline
+// expired is not excused: the dependency did not answer in the time the
+// caller gave it, which is what a breaker is for. If the classifier panics,
+// the report counts as a Failure and the panic goes on with its own value.
+// Report returns true if the report was applied as Success, Failure or
+// Ignored; false if p is nil, was already reported, is stale (granted before
+// the breaker's latest transition), or the breaker is stopped. When it
+// returns, its effect is visible in State, Counts, Permit and on
+// subscriptions.
 func (p *Permit) Report(err error) bool {
 	if p == nil || p.b == nil {
 		return false
 	}
-	c := p.b.classify(err)
 	if !p.reported.CompareAndSwap(false, true) {
 		return false
 	}
+	if err == nil {
+		return p.b.settle(p.t, Success)
+	}
+	return p.b.reportErr(p.ctx, p.t, err)
+}
+
+// reportErr classifies and applies a non-nil error for t. A classifier that
+// panics (or exits its goroutine) leaves no permit outstanding: the report
+// counts as a Failure, and the panic goes on.
+func (b *Breaker) reportErr(ctx context.Context, t ticket, err error) bool {
+	classifiedOK := false
+	defer func() {
+		if !classifiedOK && b.settleSlow(t, Failure, 0) {
+			b.logClassified(ctx, classified{Failure, whyClassifierPanicked}, err)
+		}
+	}()
+	c := b.classifyCtx(ctx, err)
+	classifiedOK = true
 	var applied bool
 	if c.outcome == Failure {
-		applied = p.b.settleSlow(p.t, Failure, retryAfterOf(err))
+		applied = b.settleSlow(t, Failure, retryAfterOf(err))
 	} else {
-		applied = p.b.settle(p.t, c.outcome)
+		applied = b.settle(t, c.outcome)
 	}
 	if applied {
-		p.b.logClassified(context.Background(), c, err)
+		b.logClassified(ctx, c, err)
 	}
 	return applied
 }

@@ -28,11 +28,14 @@ func Validate[T any](ok func(T) bool) CallOption[T] {
 
 // Call runs fn under a permit of b and reports its outcome: a nil error is a
 // Success unless a [Validate] says the result is not ok; other errors are
-// classified as the breaker's options say. It returns fn's result and error
+// classified as the breaker's options say, except that an error returned
+// while ctx is done with context.Canceled is Ignored whatever it is (the
+// caller gave up; see [Permit.Report]). It returns fn's result and error
 // unchanged. When the breaker refuses, fn does not run and Call returns the
 // zero T and the refusal: an [*OpenError] (errors.Is(err, ErrOpen)),
 // [ErrStopped], or ctx.Err(). If fn panics, the call counts as a Failure and
-// the panic goes on with its original value. A nil b (or one not made by
+// the panic goes on with its original value; so does a panic in a
+// [Validate] function or in the breaker's classifier. A nil b (or one not made by
 // New) or a nil fn returns an error
 // wrapping [ErrInvalid] without taking a permit; a nil ctx is treated as
 // context.Background().
@@ -75,7 +78,7 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 		}
 		return result, nil
 	}
-	c := classifyCall(b, result, err, opts)
+	c := classifyCall(ctx, b, result, err, opts)
 	settled = true
 	var applied bool
 	if c.outcome == Failure {
@@ -105,11 +108,11 @@ func callPermit[T any](ctx context.Context, b *Breaker, fn func(context.Context)
 	return b.acquireSlow(ctx) // Call has tried the closed state's path
 }
 
-func classifyCall[T any](b *Breaker, result T, err error, opts []CallOption[T]) classified {
+func classifyCall[T any](ctx context.Context, b *Breaker, result T, err error, opts []CallOption[T]) classified {
 	if err == nil && !valid(result, opts) {
 		return classified{Failure, whyInvalid}
 	}
-	return b.classify(err)
+	return b.classifyCtx(ctx, err)
 }
 
 func valid[T any](result T, opts []CallOption[T]) bool {

@@ -23,20 +23,35 @@ func (o *options) classifier() classifier {
 type why uint8
 
 const (
-	whySuccess           why = iota // nil error
-	whyFailure                      // counted failure (Debug)
-	whyInvalid                      // nil error, but Validate said the result is not ok (Debug)
-	whyAllowed                      // ignored: matches WithAllowedErrors (Info)
-	whyNotListed                    // ignored: not in WithFailureErrors (Info)
-	whyCanceled                     // ignored: context.Canceled (Debug)
-	whyClassifier                   // the classifier's Success (not logged)
-	whyClassifierIgnored            // ignored: the classifier said so (Info)
-	whyDidNotReturn                 // fn panicked or called runtime.Goexit (Debug)
+	whySuccess            why = iota // nil error
+	whyFailure                       // counted failure (Debug)
+	whyInvalid                       // nil error, but Validate said the result is not ok (Debug)
+	whyAllowed                       // ignored: matches WithAllowedErrors (Info)
+	whyNotListed                     // ignored: not in WithFailureErrors (Info)
+	whyCanceled                      // ignored: context.Canceled (Debug)
+	whyClassifier                    // the classifier's Success (not logged)
+	whyClassifierIgnored             // ignored: the classifier said so (Info)
+	whyDidNotReturn                  // fn panicked or called runtime.Goexit (Debug)
+	whyClassifierPanicked            // the classifier panicked (or exited) in Report: a Failure (Debug)
+	whyGaveUp                        // ignored: the call's context was canceled, whatever the error (Debug)
 )
 
 type classified struct {
 	outcome Outcome
 	why     why
+}
+
+// classifyCtx is classify with semantic 2's first rule: a non-nil error
+// reported while the call's context is done with context.Canceled is
+// Ignored, whatever the error and before any classifier. Only
+// context.Canceled: a deadline that expired stays whatever the rules say
+// (by default a Failure), because a dependency too slow for its callers'
+// deadlines is what a breaker must notice.
+func (b *Breaker) classifyCtx(ctx context.Context, err error) classified {
+	if err != nil && ctx != nil && ctx.Err() == context.Canceled {
+		return classified{Ignored, whyGaveUp}
+	}
+	return b.classify(err)
 }
 
 func (b *Breaker) classify(err error) classified {
@@ -97,6 +112,10 @@ func (b *Breaker) logClassified(ctx context.Context, c classified, err error) {
 		level, msg = slog.LevelDebug, "circuit breaker counted a failure: the result did not pass validation"
 	case whyDidNotReturn:
 		level, msg = slog.LevelDebug, "circuit breaker counted a failure: the function panicked or exited"
+	case whyClassifierPanicked:
+		level, msg = slog.LevelDebug, "circuit breaker counted a failure: the classifier panicked or exited"
+	case whyGaveUp:
+		level, msg = slog.LevelDebug, "circuit breaker ignored an error: the caller's context was canceled"
 	default:
 		return
 	}

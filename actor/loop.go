@@ -50,7 +50,7 @@ type loop struct {
 
 	cur, prev *snapshot // the published snapshot; the one before it, while of the same generation
 	subs      []*subscriber
-	toLog     *Event // the current step's transition, if it made one: queued for logging after the step
+	toLog     []Event // the current step's transitions (a due timer's and the request's): queued for logging after the step
 }
 
 // run is the loop. After a step that made a transition it queues the
@@ -71,16 +71,20 @@ func (l *loop) run() {
 			l.b.stepHook() // tests only: hold the loop between steps
 		}
 		var req *request
+		fired := false
 		if l.timerc == nil {
 			req = <-l.b.reqc // idle breakers park here
 		} else {
-			req = l.nextOrTimer()
+			req, fired = l.nextOrTimer()
+		}
+		if fired {
+			l.timerFired()
 		}
 		switch l.handle(req) {
 		case exit:
 			// A timer may have made a transition just as Stop came: it is
 			// published, so it is logged too (Stop waits for that).
-			drain := l.toLog != nil && l.queueLog()
+			drain := len(l.toLog) > 0 && l.queueLog()
 			b := l.b
 			close(b.done) // waiting callers get ErrStopped now; Stop waits for the logging too
 			if drain {
@@ -102,12 +106,14 @@ func (l *loop) run() {
 // queueLog queues the current step's transition for logging, and reports
 // whether the calling goroutine is to log the queue.
 func (l *loop) queueLog() (drain bool) {
-	ev := l.toLog
-	l.toLog = nil
 	if l.b.logs == nil {
 		l.b.logs = new(logQueue)
 	}
-	return l.b.logs.push(*ev)
+	for _, ev := range l.toLog {
+		drain = l.b.logs.push(ev) || drain
+	}
+	l.toLog = l.toLog[:0]
+	return drain
 }
 
 // What run does after a step.
@@ -119,15 +125,14 @@ const (
 	exit               // stopped
 )
 
-// nextOrTimer waits for the next request while a timer is armed. It handles
-// a timer that fires first, and returns nil then.
-func (l *loop) nextOrTimer() *request {
+// nextOrTimer waits for the next request while a timer is armed, or for the
+// timer to fire.
+func (l *loop) nextOrTimer() (*request, bool) {
 	select {
 	case req := <-l.b.reqc:
-		return req
+		return req, false
 	case <-l.timerc:
-		l.timerFired()
-		return nil
+		return nil, true
 	}
 }
 
@@ -143,9 +148,14 @@ func (l *loop) handle(req *request) afterStep {
 		return exit
 	}
 	if req != nil {
+		if req.kind == permitReq || req.kind == reportReq || req.kind == controlReq {
+			// The machine's steps; subscriptions are not steps: a subscriber
+			// gets a timer's transition that was due after it subscribed.
+			l.applyDue()
+		}
 		l.serve(req)
 	}
-	if l.toLog != nil {
+	if len(l.toLog) > 0 {
 		return handOver
 	}
 	return carryOn
@@ -193,6 +203,20 @@ func (l *loop) serve(req *request) {
 	}
 }
 
+// applyDue applies the armed timer first if it is due on the breaker's
+// clock, whether or not its firing has reached the loop (semantic 5: due
+// timers come first). A closed breaker has no deadline, so its steps read no
+// clock here.
+func (l *loop) applyDue() {
+	if l.m.deadline.IsZero() || l.b.clock.Now().Before(l.m.deadline) {
+		return
+	}
+	if l.timer != nil {
+		l.timer.Stop() // its firing, if it comes, is for a deadline already handled
+	}
+	l.timerFired()
+}
+
 func (l *loop) timerFired() {
 	l.timer, l.timerc = nil, nil
 	ev, failed := l.m.timerFired()
@@ -225,7 +249,7 @@ func (l *loop) commit(now time.Time, ev *Event) {
 		l.b.snap.Store(l.cur)
 	}
 	if ev != nil {
-		l.toLog = ev
+		l.toLog = append(l.toLog, *ev)
 		for _, s := range l.subs {
 			s.offer(*ev)
 		}
