@@ -134,35 +134,49 @@ func retryAfterOf(err error) time.Duration {
 	return 0
 }
 
-// A Breaker is a circuit breaker run by its own goroutine. Create it with
-// [New] and release it with [Stop]. All its methods are safe for concurrent
-// use. A nil or zero Breaker is not usable: its methods return errors and
-// zero values rather than panic.
+// A Breaker is a circuit breaker built as an actor: one sequential loop
+// owns its state, and runs only while it has messages (see loop.go): an idle
+// breaker has no goroutine, needs no [Breaker.Stop], and is garbage
+// collected once unreferenced. Create it with [New]. All its methods are
+// safe for concurrent use. A nil or zero Breaker is not usable: its methods
+// return errors and zero values rather than panic.
 type Breaker struct {
-	// Immutable after New:
-	name       string
-	clock      clock.Clock
-	logger     *slog.Logger // nil: slog.Default() at the time of logging
-	classifier classifier
-	stepHook   func() // tests only: run by the loop before each step; nil otherwise
-
-	// snap is written only by the loop (after every step that changes
+	// snap is written only by the executor (after every step that changes
 	// something) and read by callers: the lock-free fast path.
 	snap atomic.Pointer[snapshot]
 
-	reqc     chan *request // from callers -> loop: every request, in arrival order (see messages.go)
-	stopping atomic.Bool   // set by Stop; the loop answers whatever it receives next with ErrStopped, and exits
-	done     chan struct{} // closed by the loop goroutine when it exits
-	logs     *logQueue     // transition records; made by the loop at the first transition, read by Stop after done
+	// The mailbox (see loop.go):
+	pending  atomic.Int64            // messages announced and not yet served; 0: asleep
+	mailbox  atomic.Pointer[request] // from senders -> executor: a stack, emptied at once and reversed
+	stopping atomic.Bool             // set by Stop; the executor then shuts down and refuses everything
+	firing   atomic.Int32            // timer functions inside the breaker; Stop waits for 0
 
-	_      [64]byte // keeps the counters, written by every caller, off the read-mostly line above
-	counts counters
-	_      [64]byte
+	// Immutable after New:
+	logger     *slog.Logger // nil: slog.Default() at the time of logging
+	classifier *classifier  // nil: the default rules
+	stepHook   func()       // tests only: run by the executor before each step; nil otherwise
+
+	// Owned by the executor:
+	m         machine
+	timer     *clock.Timer // armed for m.deadline as armedSeq; nil while none is
+	armedSeq  uint64       // m.timerSeq the timer was armed for
+	cur, prev *snapshot    // the published snapshot; the one before it, while of the same generation
+	first     snapshot     // the first snapshot, in the same allocation as the breaker
+	subs      *subList     // made at the first Subscribe
+	toLog     []Event      // the current step's transitions, queued for logging after it
+	logs      *logQueue    // made at the first transition; read by Stop once the loop is done
+	down      bool         // shut down: Stop's message (or the first after stopping) was served
+
+	counts counters // bumped by callers and by the executor
 }
 
-// counters are bumped atomically by callers (fast path) and by the loop.
+// counters are bumped atomically by callers (fast path) and by the
+// executor. A Call that went through the closed state cleanly bumps only
+// calls, which counts as one request and one success (semantic 13: a Call's
+// request may be counted when it returns): one atomic per clean call.
 type counters struct {
 	requests, rejected, successes, failures, ignored atomic.Uint64
+	calls                                            atomic.Uint64
 }
 
 func (c *counters) applied(o Outcome) {
@@ -191,29 +205,26 @@ type snapshot struct {
 	clean  bool // grants, with no consecutive failures: a success changes nothing
 }
 
-// New starts a breaker with the given options and returns it. An invalid
-// option (a nil one too) makes New return nil and an error that names it and
-// wraps [ErrInvalid]. Call [Breaker.Stop] when done with the breaker, or its
-// goroutine lives on.
+// New makes a breaker with the given options and returns it. It starts no
+// goroutine: the breaker runs on its callers' goroutines while it has work
+// (see the package documentation), so an idle breaker costs only its memory
+// and needs no [Breaker.Stop]; one that is no longer referenced is garbage
+// collected. An invalid option (a nil one too) makes New return nil and an
+// error that names it and wraps [ErrInvalid].
 func New(opts ...Option) (*Breaker, error) {
 	o, err := buildOptions(opts)
 	if err != nil {
 		return nil, err
 	}
 	b := &Breaker{
-		name:       o.name,
-		clock:      o.clock,
 		logger:     o.logger,
 		classifier: o.classifier(),
 		stepHook:   o.stepHook,
-		reqc:       make(chan *request),
-		done:       make(chan struct{}),
 	}
-	m := newMachine(o.name, o.clock, o.allowedFails, o.retry, o.probeTimeout)
-	first := m.snapshot()
-	b.snap.Store(&first)
-	l := &loop{b: b, m: m, cur: &first}
-	go l.run()
+	b.m = *newMachine(o.name, o.clock, o.allowedFails, o.retry, o.probeTimeout)
+	b.first = b.m.snapshot()
+	b.cur = &b.first
+	b.snap.Store(b.cur)
 	return b, nil
 }
 
@@ -222,13 +233,13 @@ func (b *Breaker) Name() string {
 	if b == nil {
 		return ""
 	}
-	return b.name
+	return b.m.name
 }
 
 // usable reports whether b was made by New: nil and zero Breakers answer
 // every method with an error or a zero value instead of panicking or
 // blocking.
-func (b *Breaker) usable() bool { return b != nil && b.done != nil }
+func (b *Breaker) usable() bool { return b != nil && b.snap.Load() != nil }
 
 // State returns the breaker's current state; after Stop, its last state.
 func (b *Breaker) State() State {
@@ -245,53 +256,49 @@ func (b *Breaker) Counts() Counts {
 	if !b.usable() {
 		return Counts{}
 	}
+	calls := b.counts.calls.Load()
 	return Counts{
-		Requests:            b.counts.requests.Load(),
+		Requests:            b.counts.requests.Load() + calls,
 		Rejected:            b.counts.rejected.Load(),
-		Successes:           b.counts.successes.Load(),
+		Successes:           b.counts.successes.Load() + calls,
 		Failures:            b.counts.failures.Load(),
 		Ignored:             b.counts.ignored.Load(),
 		ConsecutiveFailures: b.snap.Load().failures,
 	}
 }
 
-// Stop stops the breaker's goroutine and returns after it has exited. Then
-// every pending and later Permit and Call returns [ErrStopped], reports
-// return false, and subscriptions are closed: callers still waiting for the
-// breaker when Stop is called get ErrStopped too, not an answer from a
-// breaker about to stop. Calls already running their function are not
-// waited for; transitions not yet logged are, so that no goroutine of the
-// breaker outlives Stop: a log handler must not call Stop of the breaker it
-// logs for. Stop is idempotent and safe to call concurrently.
+// Stop stops the breaker and returns once no goroutine of the breaker
+// remains and no step is executing. Then every pending and later Permit and
+// Call returns [ErrStopped], reports return false, and subscriptions are
+// closed: callers still waiting for the breaker when Stop is called get
+// ErrStopped too, not an answer from a breaker about to stop. Calls already
+// running their function are not waited for; transitions not yet logged
+// are, so that no goroutine of the breaker outlives Stop: a log handler must
+// not call Stop of the breaker it logs for. Stop is idempotent and safe to
+// call concurrently. An idle breaker needs no Stop: it has no goroutine, and
+// is garbage collected once unreferenced.
 func (b *Breaker) Stop() {
 	if !b.usable() {
 		return
 	}
-	if b.stopping.CompareAndSwap(false, true) {
-		// Wake the loop if it is parked. If it is busy, this request may
-		// queue behind others; the loop checks stopping before it serves
-		// any of them, and they get ErrStopped once it has exited.
-		b.send(&request{kind: stopReq})
-	}
-	<-b.done
+	b.stopping.Store(true)
+	req := &request{kind: stopReq, reply: make(chan bool, 1)} // buffered: the executor's reply never blocks
+	b.post(req)
+	<-req.reply // the breaker is shut down
+	b.quiesce()
 	if b.logs != nil {
 		b.logs.wg.Wait() // the last transitions' records: no goroutine of b outlives Stop
 	}
 }
 
-// send hands req to the loop, and returns false if the loop has exited.
+// send hands req to the loop, and returns false if the breaker is stopped.
+// The reply comes on req's channel.
 func (b *Breaker) send(req *request) bool {
-	select {
-	case b.reqc <- req: // the loop was waiting: no need to look at done
-		return true
-	default:
-	}
-	select {
-	case b.reqc <- req:
-		return true
-	case <-b.done:
+	if b.snap.Load().stopped {
 		return false
 	}
+	b.post(req)
+	return true
 }
 
 // A Permit is the right to make one call. Report its outcome exactly once
@@ -465,22 +472,19 @@ func (b *Breaker) acquireSlow(ctx context.Context) (ticket, error) {
 }
 
 func (b *Breaker) acquireFromLoop(ctx context.Context) (ticket, error) {
-	req := &request{kind: permitReq, permitReply: make(chan permitReply, 1)} // buffered: the loop's reply never blocks
-	select {
-	case b.reqc <- req:
-	case <-ctx.Done():
-		return ticket{}, ctx.Err()
-	case <-b.done:
-		return ticket{}, ErrStopped
-	}
+	req := &request{kind: permitReq, permitc: make(chan permitReply, 1)} // buffered: the executor's reply never blocks
+	b.post(req)
 	var r permitReply
 	select {
-	case r = <-req.permitReply:
+	case r = <-req.permitc:
 	case <-ctx.Done():
-		// The loop took the request, so it answers without delay. Wait for
-		// that answer so that a probe granted meanwhile is released, not
-		// leaked until its deadline.
-		if r = <-req.permitReply; r.refusal == nil && !r.stopped && r.ticket.probe {
+		if req.state.CompareAndSwap(queued, abandoned) {
+			return ticket{}, ctx.Err() // the executor will skip it
+		}
+		// The executor took it first, so it answers without delay. Wait
+		// for that answer so that a probe granted meanwhile is released,
+		// not leaked until its deadline.
+		if r = <-req.permitc; r.refusal == nil && !r.stopped && r.ticket.probe {
 			b.settle(r.ticket, release)
 		}
 		return ticket{}, ctx.Err()
@@ -520,15 +524,31 @@ func (b *Breaker) settleSlow(t ticket, o Outcome, openFor time.Duration) bool {
 		b.counts.applied(o)
 		return true
 	}
-	req := reports.Get().(*request)
-	defer reports.Put(req)
-	req.ticket, req.outcome, req.openFor = t, o, openFor
-	if !b.send(req) {
-		return false
+	if b.stepHook == nil && b.pending.CompareAndSwap(0, 1) {
+		// Asleep: this goroutine is the executor. It applies its own report
+		// inline, then serves what was queued meanwhile, if anything.
+		applied := false
+		if b.stopping.Load() { // as serve does: Stop goes first
+			if !b.down {
+				b.shutdown()
+			}
+		} else {
+			applied = b.settleStep(t, o, openFor)
+			b.afterStep()
+		}
+		if b.pending.Add(-1) != 0 {
+			b.run(nil, nil, serveOthers)
+		}
+		return applied
 	}
-	// The loop took the request; it replies within the same step, also when
-	// it is about to stop, and does not touch req after that.
-	return <-req.reply
+	req := reports.Get().(*request)
+	req.ticket, req.outcome, req.openFor = t, o, openFor
+	b.post(req)
+	// The executor replies within the step that serves req, also when the
+	// breaker is stopping, and does not touch req after that.
+	applied := <-req.reply
+	reports.Put(req)
+	return applied
 }
 
 func (b *Breaker) log() *slog.Logger {

@@ -649,9 +649,9 @@ func TestPermitContextDoneWhileWaiting(t *testing.T) {
 	}
 }
 
-// doneOnSecondLook is a context that is live when Permit first checks it and
-// done from the second look at Done on: it gives up while it waits for the
-// loop's reply, after the loop may have granted it the probe.
+// doneOnSecondLook is a context that is live at the first look (Err or
+// Done) and done from the second on: it gives up while it waits for the
+// breaker's answer, after the breaker may have granted it the probe.
 type doneOnSecondLook struct {
 	context.Context
 	mu    sync.Mutex
@@ -673,7 +673,8 @@ func (c *doneOnSecondLook) Done() <-chan struct{} {
 func (c *doneOnSecondLook) Err() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.looks < 2 {
+	c.looks++
+	if c.looks == 1 {
 		return nil
 	}
 	return context.Canceled

@@ -14,8 +14,13 @@ type classifier struct {
 	custom      func(error) Outcome // WithClassifier
 }
 
-func (o *options) classifier() classifier {
-	return classifier{allowed: o.allowed, failureOnly: o.failureOnly, custom: o.classify}
+// classifier returns the chosen classification, or nil for the default
+// rules (context.Canceled ignored, every other error a Failure).
+func (o *options) classifier() *classifier {
+	if o.allowed == nil && o.failureOnly == nil && o.classify == nil {
+		return nil
+	}
+	return &classifier{allowed: o.allowed, failureOnly: o.failureOnly, custom: o.classify}
 }
 
 // why says which rule classified an error, so that it is logged at the level
@@ -59,6 +64,9 @@ func (b *Breaker) classify(err error) classified {
 		return classified{Success, whySuccess}
 	}
 	c := b.classifier
+	if c == nil {
+		c = &defaultClassifier
+	}
 	switch {
 	case c.custom != nil:
 		switch c.custom(err) {
@@ -83,6 +91,8 @@ func (b *Breaker) classify(err error) classified {
 	}
 	return classified{Failure, whyFailure}
 }
+
+var defaultClassifier classifier
 
 func matchesAny(err error, targets []error) bool {
 	for _, t := range targets {
@@ -123,7 +133,7 @@ func (b *Breaker) logClassified(ctx context.Context, c classified, err error) {
 	if !l.Enabled(ctx, level) {
 		return
 	}
-	attrs := []slog.Attr{slog.String("breaker", b.name)}
+	attrs := []slog.Attr{slog.String("breaker", b.m.name)}
 	if err != nil {
 		attrs = append(attrs, slog.Any("error", err))
 	}

@@ -32,7 +32,7 @@ func TestDueTimerComesFirstMock(t *testing.T) {
 				// Hold the breaker's next step; queue the report behind the
 				// gate, then let the probe's deadline pass, so that the
 				// report and the timer's firing are both waiting.
-				release := g.shutWhen(t, nil, func() { b.Subscribe() }) // one step, then the gate
+				release := g.shutWhen(t, nil, func() {})
 				answer := make(chan bool, 1)
 				go func() { answer <- probe.ReportOutcome(o) }()
 				waitBlocked(t, "actor.(*Permit).ReportOutcome(", 1)
@@ -62,39 +62,66 @@ func TestDueTimerComesFirstMock(t *testing.T) {
 	}
 }
 
-// The same with the real clock: a probe timeout of a nanosecond has always
-// passed by the time the report reaches the breaker, whether or not the
-// timer's firing has been handled.
+// The same with the real clock. With a probe timeout of a nanosecond the
+// deadline has always passed by the time the report reaches the breaker,
+// whether or not the timer's firing has been handled. With 20ms, the report
+// is held at the gate first, and released once the deadline's firing is
+// queued behind it: the report is served first, after the deadline.
 func TestDueTimerComesFirstRealClock(t *testing.T) {
-	noLeaks(t)
-	b, err := New(WithName("real"), WithRetryTimer(time.Millisecond), WithProbeTimeout(time.Nanosecond),
-		WithAllowedFails(1), WithLogger(quietLogger()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stopWithin(t, b)
-	events := subscribe(t, b)
-	report(t, b, Failure)
-	expectTransition(t, events, StateClosed, StateOpen)
-	const rounds = 20
-	for round := range rounds {
-		expectTransition(t, events, StateOpen, StateHalfOpen)
-		p, err := b.Permit(context.Background())
-		if err != nil || !p.Probe() {
-			t.Fatalf("round %d: Permit = %v, %v, want the probe", round, p, err)
-		}
-		o := []Outcome{Success, Ignored}[round%2]
-		applied := p.ReportOutcome(o)
-		if applied {
-			t.Fatalf("round %d: a probe reported after its 1ns deadline was applied", round)
-		}
-		ev := expectTransition(t, events, StateHalfOpen, StateOpen)
-		if ev.Reason != "probe not reported within 1ns" {
-			t.Fatalf("round %d: Reason %q", round, ev.Reason)
-		}
-	}
-	if c := b.Counts(); c.Failures != rounds+1 || c.Successes != 0 || c.Ignored != 0 {
-		t.Fatalf("Counts() = %+v, want %d failures (one trip, %d probe timeouts) and nothing else", c, rounds+1, rounds)
+	for _, probeTimeout := range []time.Duration{time.Nanosecond, 20 * time.Millisecond} {
+		t.Run(probeTimeout.String(), func(t *testing.T) {
+			noLeaks(t)
+			g := &gate{}
+			b, err := New(WithName("real"), WithRetryTimer(time.Millisecond), WithProbeTimeout(probeTimeout),
+				WithAllowedFails(1), WithLogger(quietLogger()), withGate(g))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stopWithin(t, b)
+			events := subscribe(t, b)
+			report(t, b, Failure)
+			expectTransition(t, events, StateClosed, StateOpen)
+			const rounds = 10
+			for round := range rounds {
+				expectTransition(t, events, StateOpen, StateHalfOpen)
+				p, err := b.Permit(context.Background())
+				if err != nil || !p.Probe() {
+					t.Fatalf("round %d: Permit = %v, %v, want the probe", round, p, err)
+				}
+				o := []Outcome{Success, Ignored}[round%2]
+				var applied bool
+				if probeTimeout == time.Nanosecond {
+					applied = p.ReportOutcome(o)
+				} else {
+					due := time.Now().Add(probeTimeout) // no earlier than the probe's deadline
+					release := g.shutWhen(t, nil, func() {})
+					answer := make(chan bool, 1)
+					go func() { answer <- p.ReportOutcome(o) }()
+					// Release the report's step only once the deadline has
+					// passed on the breaker's (real) clock and its timer's
+					// firing is queued too (pending counts both).
+					guardAt := time.Now().Add(guard)
+					for time.Now().Before(due) || b.pending.Load() < 2 {
+						if time.Now().After(guardAt) {
+							t.Fatalf("round %d: the report and the probe's timer not both queued within %v", round, guard)
+						}
+						runtime.Gosched()
+					}
+					release()
+					within(t, "the late report", func() { applied = <-answer })
+				}
+				if applied {
+					t.Fatalf("round %d: a probe reported after its %v deadline was applied", round, probeTimeout)
+				}
+				ev := expectTransition(t, events, StateHalfOpen, StateOpen)
+				if ev.Reason != "probe not reported within "+probeTimeout.String() {
+					t.Fatalf("round %d: Reason %q", round, ev.Reason)
+				}
+			}
+			if c := b.Counts(); c.Failures != rounds+1 || c.Successes != 0 || c.Ignored != 0 {
+				t.Fatalf("Counts() = %+v, want %d failures (one trip, %d probe timeouts) and nothing else", c, rounds+1, rounds)
+			}
+		})
 	}
 }
 

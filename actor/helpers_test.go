@@ -191,14 +191,15 @@ func (c *capture) holdOn(msg string) (release func()) {
 	}
 }
 
-// gate holds a breaker's loop between two steps, as if it were busy: callers
-// that need the loop then wait for it, and callers the snapshot answers do
-// not. Give it to New with withGate.
+// gate holds a breaker's steps, as if the breaker were busy: callers that
+// need a step then wait for it, and callers the snapshot answers do not.
+// Give it to New with withGate: the breaker's loop then always runs on a
+// goroutine of its own (see loop.go), which the gate holds.
 type gate struct {
 	mu   sync.Mutex
 	when func() bool   // shut at the first step at which this is true
 	shut chan struct{} // non-nil while shut; closed to open
-	held chan struct{} // closed once the loop waits at the gate
+	held chan struct{} // closed once a step waits at the gate
 }
 
 func withGate(g *gate) Option {
@@ -208,7 +209,7 @@ func withGate(g *gate) Option {
 	})
 }
 
-// step runs on the loop goroutine before each step.
+// step runs before each step, on the goroutine about to run it.
 func (g *gate) step() {
 	g.mu.Lock()
 	shut, held := g.shut, g.held
@@ -226,11 +227,11 @@ func (g *gate) step() {
 	<-shut
 }
 
-// shutWhen shuts the gate from the first step at which when() is true (nil:
-// the next step) until open is called. It then runs cause, which is to make
-// when() true (a step already past the gate is not held), and returns once
-// the loop waits at the gate, or fails the test after the guard time. open
-// is safe to call twice, and is called when the test ends.
+// shutWhen shuts the gate for every step that starts once when() is true
+// (nil: the next step), until open is called. It then runs cause, which is
+// to make when() true (a step already past the gate is not held), and
+// returns: from then on the next step waits at the gate (waitHeld waits for
+// that). open is safe to call twice, and is called when the test ends.
 func (g *gate) shutWhen(t testing.TB, when func() bool, cause func()) (open func()) {
 	t.Helper()
 	shut, held := make(chan struct{}), make(chan struct{})
@@ -248,13 +249,21 @@ func (g *gate) shutWhen(t testing.TB, when func() bool, cause func()) (open func
 	}
 	t.Cleanup(open)
 	cause()
+	return open
+}
+
+// waitHeld waits until a step waits at the shut gate, or fails the test
+// after the guard time.
+func (g *gate) waitHeld(t testing.TB) {
+	t.Helper()
+	g.mu.Lock()
+	held := g.held
+	g.mu.Unlock()
 	select {
 	case <-held:
 	case <-time.After(guard):
-		open()
-		t.Fatalf("the loop did not reach the gate within %v", guard)
+		t.Fatalf("no step reached the gate within %v", guard)
 	}
-	return open
 }
 
 func slogLogger(h slog.Handler) *slog.Logger { return slog.New(h) }

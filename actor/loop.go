@@ -3,29 +3,131 @@ package actor
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
-
-	"github.com/benbjohnson/clock"
 )
 
-// This file holds the breaker's state machine (machine: plain methods, no
-// goroutines, time passed in) and the goroutine around it (loop: it receives
-// requests and timer firings, feeds them to the machine, arms its timer, and
-// publishes its snapshot and events).
+// This file holds the loop: the sequential executor around the machine (a
+// plain struct, machine.go). It takes messages (permit requests, reports,
+// controls, subscriptions, timer firings, Stop) from the mailbox one at a
+// time in arrival order, feeds them to the machine, arms its timer, and
+// publishes its snapshot and events.
 //
-// Why callers may skip the loop. The loop publishes its state's snapshot
-// (a fresh one, or an equal one it published before) after every step that
-// changes anything, before it replies or publishes an event,
-// so the snapshot a caller reads is the machine's state at some instant
-// between two steps. A caller acts on it only where the outcome cannot depend
-// on what the loop does next:
+// # Who runs the loop: hibernation
+//
+// A breaker has no goroutine of its own. The loop runs on whichever
+// goroutine activates it, only while messages are pending:
+//
+//	sender:   pending.Add(1) ──┬─ 0→1: it is THE executor ──► serve its own message,
+//	                           │                              then the queue, in order;
+//	                           │                              pending.Add(-1) per message;
+//	                           │                              at 0: done, the breaker sleeps
+//	                           └─ ≥1→more: push to the mailbox, wait for the reply
+//
+// pending counts the messages announced and not yet served. A sender
+// announces its message (Add) before it pushes it. The sender whose Add
+// took pending from 0 to 1 is the executor; only a decrement that takes it
+// from 1 to 0 ends an activation. So:
+//
+//   - There is never more than one executor: between a 0→1 and the next 1→0
+//     every Add returns at least 2.
+//   - No message is ever stranded. A sender that found pending ≥ 1 counted
+//     its message in before the executor could reach 0, and the executor
+//     does not stop until it has served as many messages as were counted,
+//     this one included. (It may find the mailbox empty for a moment: the
+//     sender is between its Add and its push. It yields until the message
+//     is there.)
+//   - Arrival order is the mailbox's order: a lock-free stack (a push is one
+//     compare-and-swap) that the executor empties at once and reverses, so
+//     every batch comes out first-in first-out and batches follow each
+//     other. The executor's own message comes first: it was announced when
+//     nothing else was.
+//   - Everything the executor owns (the machine, the timer, the snapshots,
+//     the subscriber list) passes from one executor to the next through
+//     pending: the 1→0 decrement of one activation is observed by the 0→1
+//     increment of the next (sync/atomic operations are synchronizing), and
+//     a message's fields reach the executor through the mailbox's
+//     compare-and-swap. No mutex guards any of it.
+//
+// The executor is usually the caller itself: a failure reported on a
+// sleeping breaker is applied on the reporter's goroutine, with no channel
+// round trip and no goroutine switch (about the cost of the step). A caller
+// that became the executor serves its own message first and then at most
+// serveOthers queued ones, replying to each through its capacity-1 channel;
+// if more are left it hands the loop to a fresh goroutine (a go statement
+// passes the role: pending still counts the messages left), so a caller
+// never works for others for long. A timer's goroutine that becomes the
+// executor serves until the queue is empty.
+//
+// # Timers
+//
+// The machine's deadline is armed with clock.AfterFunc, whose function
+// posts a timer message (carrying the timerSeq it was armed for, so that a
+// firing for a deadline already handled is dropped) like any sender. An
+// armed timer needs no goroutine until it fires (the real clock's timers live
+// in the runtime; the mock's run their function in a fresh goroutine at Add,
+// never inside AfterFunc), so an open breaker sleeps too; its timer keeps
+// it reachable until it fires or is stopped. Due timers come first
+// (semantic 5): every machine step first applies the deadline if the
+// breaker's clock has reached it, whether or not the firing has arrived, so
+// a late probe report returns false and the timeout is the Failure. Only
+// while a deadline is armed does a step read the clock for that.
+//
+// # Stop
+//
+// Stop sets stopping, then posts a stop message and waits for its reply.
+// Stop goes first: the executor checks stopping before every message and,
+// the first time it sees it, shuts down (stops the timer, publishes the
+// stopped snapshot, closes the subscriptions); from then on it refuses
+// every message (permits get ErrStopped, reports false), callers queued
+// before Stop included. Stop then waits until no executor runs (pending is
+// 0), no timer function is inside the breaker (firing is 0), and the
+// transitions' log records are written. Callers check the stopped snapshot
+// before they post, so only callers that read it just before it changed can
+// still arrive; they are refused. A timer function that runs after Stop
+// sees stopping and returns.
+//
+// # A permit request whose context ends
+//
+// A caller waiting for the loop's answer to its permit request selects on
+// the reply and its context. When the context ends first it marks the
+// request abandoned by compare-and-swap; the executor marks it served the
+// same way before it hands out anything. Exactly one wins: an abandoned
+// request is skipped (nothing granted, nothing counted); a served one is
+// answered promptly, and a probe it granted is released by the caller that
+// gave up (semantic 10).
+//
+// # Logging
+//
+// The loop never calls a log handler. A step that made a transition
+// queues its record on the breaker's logQueue; the first record of a burst
+// starts one goroutine that logs the queue in order and ends when it is
+// empty. A slow handler delays that goroutine, and Stop (which waits for the
+// records), nothing else.
+//
+// # The test hook
+//
+// With a step hook (tests only, withGate), the loop always runs on a fresh
+// goroutine and the sender waits for its reply, as with a goroutine of its
+// own: a test can then hold the loop between steps while callers wait for
+// it, give up, or Stop.
+//
+// # Why callers may skip the loop
+//
+// The loop publishes its state's snapshot (a fresh one, or an equal one it
+// published before) after every step that changes anything, before it
+// replies or publishes an event, so the snapshot a caller reads is the
+// machine's state at some instant between two steps. A caller acts on it
+// only where the outcome cannot depend on what the loop does next:
 //
 //   - closed: any number of permits may be out, so granting one from the
 //     snapshot is what the loop would do; the permit carries the snapshot's
 //     generation, so a transition the loop makes meanwhile makes it stale,
 //     exactly as if the loop had granted it just before that transition;
-//   - open, or half-open with the probe out: the loop would refuse too;
+//   - open, or half-open with the probe out: the loop would refuse too (a
+//     due timer the loop has not handled yet may make that refusal late;
+//     semantic 5 allows it: refusing from the snapshot reads no clock);
 //   - for a permit of the snapshot's generation while it says closed, an
 //     Ignored, or a Success when there are no consecutive failures: it
 //     changes no state (ignored outcomes never do, and the run is already 0),
@@ -39,269 +141,299 @@ import (
 // the caller waits for its reply. TestFastPathSuccessIsOrderedBeforeLoop
 // shows the ordering.
 
-// loop is the goroutine around a machine. All fields are owned by it.
-type loop struct {
-	b *Breaker
-	m *machine
+// serveOthers bounds how many queued messages a caller that became the
+// executor serves after its own before it hands the loop to a fresh
+// goroutine. Serving a few inline is cheaper than a goroutine (those
+// callers are waiting anyway); the bound keeps a caller from working for
+// others for long under a storm of failures.
+const serveOthers = 8
 
-	timer    *clock.Timer
-	timerc   <-chan time.Time // nil while no timer is armed
-	armedSeq uint64           // m.timerSeq the timer was armed for
-
-	cur, prev *snapshot // the published snapshot; the one before it, while of the same generation
-	subs      []*subscriber
-	toLog     []Event // the current step's transitions (a due timer's and the request's): queued for logging after the step
-}
-
-// run is the loop. After a step that made a transition it queues the
-// transition's log record (see logQueue) and hands the loop over to a fresh
-// goroutine; the goroutine it leaves logs the queue if no other goroutine is
-// logging it. So the loop itself never calls the log handler, and a slow one
-// delays nothing but the logging. The hand-over also keeps the loop's stack
-// small: the garbage collector halves a stack only while less than a quarter
-// of it is in use (counting an 800-byte reserve), which a loop parked in its
-// receive exceeds on a 4 KiB stack, so a loop that had grown its stack once
-// (a log handler, arming a timer) would keep 4 KiB for as long as the breaker
-// lives. Transitions are rare; the hand-over costs about a microsecond. There
-// is still one loop goroutine at a time: the old one touches nothing of the
-// loop after the go statement.
-func (l *loop) run() {
-	for {
-		if l.b.stepHook != nil {
-			l.b.stepHook() // tests only: hold the loop between steps
-		}
-		var req *request
-		fired := false
-		if l.timerc == nil {
-			req = <-l.b.reqc // idle breakers park here
-		} else {
-			req, fired = l.nextOrTimer()
-		}
-		if fired {
-			l.timerFired()
-		}
-		switch l.handle(req) {
-		case exit:
-			// A timer may have made a transition just as Stop came: it is
-			// published, so it is logged too (Stop waits for that).
-			drain := len(l.toLog) > 0 && l.queueLog()
-			b := l.b
-			close(b.done) // waiting callers get ErrStopped now; Stop waits for the logging too
-			if drain {
-				b.logs.drain(b)
-			}
-			return
-		case handOver:
-			drain := l.queueLog()
-			b := l.b
-			go l.run()
-			if drain {
-				b.logs.drain(b)
-			}
-			return
-		}
-	}
-}
-
-// queueLog queues the current step's transition for logging, and reports
-// whether the calling goroutine is to log the queue.
-func (l *loop) queueLog() (drain bool) {
-	if l.b.logs == nil {
-		l.b.logs = new(logQueue)
-	}
-	for _, ev := range l.toLog {
-		drain = l.b.logs.push(ev) || drain
-	}
-	l.toLog = l.toLog[:0]
-	return drain
-}
-
-// What run does after a step.
-type afterStep uint8
-
-const (
-	carryOn  afterStep = iota
-	handOver           // the step made a transition: go on in a fresh goroutine
-	exit               // stopped
-)
-
-// nextOrTimer waits for the next request while a timer is armed, or for the
-// timer to fire.
-func (l *loop) nextOrTimer() (*request, bool) {
-	select {
-	case req := <-l.b.reqc:
-		return req, false
-	case <-l.timerc:
-		return nil, true
-	}
-}
-
-// handle carries out one request (nil: a timer that nextOrTimer handled).
-// Once Stop has been called, it answers the request as stopped and shuts
-// down instead: whatever callers were queued behind it get ErrStopped.
-func (l *loop) handle(req *request) afterStep {
-	if l.b.stopping.Load() {
-		if req != nil {
-			l.refuse(req)
-		}
-		l.shutdown()
-		return exit
-	}
-	if req != nil {
-		if req.kind == permitReq || req.kind == reportReq || req.kind == controlReq {
-			// The machine's steps; subscriptions are not steps: a subscriber
-			// gets a timer's transition that was due after it subscribed.
-			l.applyDue()
-		}
-		l.serve(req)
-	}
-	if len(l.toLog) > 0 {
-		return handOver
-	}
-	return carryOn
-}
-
-func (l *loop) serve(req *request) {
-	b, m := l.b, l.m
-	switch req.kind {
-	case permitReq:
-		now := b.clock.Now()
-		t, refusal := m.acquire(now)
-		l.commit(now, nil)
-		req.permitReply <- permitReply{ticket: t, refusal: refusal}
-
-	case reportReq:
-		var now time.Time // read only when it matters: a clock read costs as much as the rest of the step
-		if m.needsTime(req.ticket, req.outcome) {
-			now = b.clock.Now()
-		}
-		applied, ev := m.settle(now, req.ticket, req.outcome, req.openFor)
-		if applied && req.outcome != release {
-			b.counts.applied(req.outcome)
-		}
-		l.commit(now, ev)
-		req.reply <- applied
-
-	case controlReq:
-		now := b.clock.Now()
-		ev := m.control(now, req.op, req.reason)
-		l.commit(now, ev)
-		req.reply <- true
-
-	case subscribeReq:
-		l.subs = append(l.subs, req.sub)
-
-	case unsubscribeReq:
-		for i, s := range l.subs {
-			if s == req.sub {
-				close(s.ch)
-				l.subs = append(l.subs[:i], l.subs[i+1:]...)
-				break
-			}
-		}
-		close(req.done)
-	}
-}
-
-// applyDue applies the armed timer first if it is due on the breaker's
-// clock, whether or not its firing has reached the loop (semantic 5: due
-// timers come first). A closed breaker has no deadline, so its steps read no
-// clock here.
-func (l *loop) applyDue() {
-	if l.m.deadline.IsZero() || l.b.clock.Now().Before(l.m.deadline) {
+// post hands req to the loop. If the breaker was idle, the calling goroutine
+// becomes the executor and runs the loop before post returns (with the test
+// hook, a fresh goroutine does); otherwise req waits in the mailbox. Either
+// way req is served exactly once, and its reply (if it has a channel) is
+// sent there.
+func (b *Breaker) post(req *request) {
+	if b.pending.Add(1) != 1 {
+		b.push(req)
 		return
 	}
-	if l.timer != nil {
-		l.timer.Stop() // its firing, if it comes, is for a deadline already handled
+	if b.stepHook != nil {
+		b.push(req)
+		go b.run(nil, nil, -1)
+		return
 	}
-	l.timerFired()
+	b.run(req, nil, serveOthers)
 }
 
-func (l *loop) timerFired() {
-	l.timer, l.timerc = nil, nil
-	ev, failed := l.m.timerFired()
-	if failed {
-		l.b.counts.failures.Add(1)
+// push puts req on the mailbox. Only after pending counts it.
+func (b *Breaker) push(req *request) {
+	for {
+		head := b.mailbox.Load()
+		req.next = head
+		if b.mailbox.CompareAndSwap(head, req) {
+			return
+		}
 	}
-	l.commit(l.b.clock.Now(), ev)
+}
+
+// take empties the mailbox and returns its messages oldest first.
+func (b *Breaker) take() *request {
+	var fifo *request
+	for req := b.mailbox.Swap(nil); req != nil; {
+		next := req.next
+		req.next = fifo
+		fifo, req = req, next
+	}
+	return fifo
+}
+
+// run is the loop: the executor serves first (if not nil), then batch (a
+// list already taken from the mailbox, oldest first), then queued messages
+// in arrival order, one pending count each, until pending is 0. others < 0:
+// no bound; otherwise, after first, it serves at most others more and then
+// hands the rest to a fresh goroutine.
+func (b *Breaker) run(first, batch *request, others int) {
+	req := first
+	for {
+		if req == nil {
+			for batch == nil {
+				if batch = b.take(); batch == nil {
+					runtime.Gosched() // a sender between its Add and its push
+				}
+			}
+			req, batch = batch, batch.next
+			req.next = nil
+		}
+		if b.stepHook != nil {
+			b.stepHook() // tests only: hold the step about to run
+		}
+		b.serve(req)
+		if b.pending.Add(-1) == 0 {
+			return // nothing queued: the breaker sleeps
+		}
+		req = nil
+		if others == 0 {
+			go b.run(nil, batch, -1) // the rest: pending still counts it
+			return
+		}
+		others--
+	}
+}
+
+// serve carries out one message. Once Stop has been called, it shuts the
+// breaker down (the first time) and refuses the message instead: whatever
+// callers were queued get ErrStopped, not an answer from a breaker about
+// to stop.
+func (b *Breaker) serve(req *request) {
+	if b.stopping.Load() {
+		if !b.down {
+			b.shutdown()
+		}
+		b.refuse(req)
+		return
+	}
+	switch req.kind {
+	case permitReq:
+		if !req.state.CompareAndSwap(queued, served) {
+			return // abandoned: its caller gave up and went
+		}
+		now := b.m.clock.Now()
+		b.applyDue(now)
+		t, refusal := b.m.acquire(now)
+		b.commit(now, nil)
+		req.permitc <- permitReply{ticket: t, refusal: refusal}
+
+	case reportReq:
+		req.applied = b.settleStep(req.ticket, req.outcome, req.openFor)
+		if req.reply != nil {
+			req.reply <- req.applied
+		}
+
+	case controlReq:
+		now := b.m.clock.Now()
+		b.applyDue(now)
+		ev := b.m.control(now, req.op, req.reason)
+		b.commit(now, ev)
+		req.reply <- true
+
+	case timerReq:
+		if req.seq == b.armedSeq && b.timer != nil {
+			b.timer = nil
+			b.timerFired()
+		}
+
+	case subscribeReq:
+		b.addSub(req.sub)
+		req.reply <- true
+
+	case unsubscribeReq:
+		b.removeSub(req.sub)
+		req.reply <- true
+
+	case stopReq:
+		// Not stopping: a stop message always comes after stopping is set.
+		req.reply <- true
+	}
+	b.afterStep()
+}
+
+// settleStep applies an outcome (or a release) for a ticket: the report's
+// step, also run inline by a reporter that activated a sleeping breaker.
+func (b *Breaker) settleStep(t ticket, o Outcome, openFor time.Duration) bool {
+	var now time.Time // read only when it matters: a clock read costs as much as the rest of the step
+	if !b.m.deadline.IsZero() || b.m.needsTime(t, o) {
+		now = b.m.clock.Now()
+		b.applyDue(now)
+	}
+	applied, ev := b.m.settle(now, t, o, openFor)
+	if applied && o != release {
+		b.counts.applied(o)
+	}
+	b.commit(now, ev)
+	return applied
+}
+
+// applyDue applies the armed deadline first if the breaker's clock has
+// reached it, whether or not its timer's firing has arrived (semantic 5:
+// due timers come first).
+func (b *Breaker) applyDue(now time.Time) {
+	if b.m.deadline.IsZero() || now.Before(b.m.deadline) {
+		return
+	}
+	if b.timer != nil {
+		b.timer.Stop() // its firing, if already on its way, is dropped as stale
+		b.timer = nil
+	}
+	b.timerFired()
+}
+
+func (b *Breaker) timerFired() {
+	ev, failed := b.m.timerFired()
+	if failed {
+		b.counts.failures.Add(1)
+	}
+	b.commit(b.m.clock.Now(), ev)
+}
+
+// fire is the timer's function: it posts the firing for the deadline armed
+// as seq. firing lets Stop wait for it; one that finds the breaker stopping
+// just returns.
+func (b *Breaker) fire(seq uint64) {
+	b.firing.Add(1)
+	defer b.firing.Add(-1)
+	if b.stopping.Load() {
+		return
+	}
+	b.post(&request{kind: timerReq, seq: seq})
 }
 
 // commit makes a step visible, in the order semantic 7 needs: arm the timer,
 // then publish the snapshot, then the event. The caller replies after it.
-func (l *loop) commit(now time.Time, ev *Event) {
-	if l.m.timerSeq != l.armedSeq {
-		l.arm(now)
+func (b *Breaker) commit(now time.Time, ev *Event) {
+	if b.m.timerSeq != b.armedSeq {
+		b.arm(now)
 	}
-	if next := l.m.snapshot(); next != *l.cur {
+	if next := b.m.snapshot(); next != *b.cur {
 		// A published snapshot is never written, so one published before
 		// can be published again: a run of failures that a success ends
 		// goes back to the previous snapshot without allocating.
-		if l.prev != nil && *l.prev == next {
-			l.cur, l.prev = l.prev, l.cur
+		if b.prev != nil && *b.prev == next {
+			b.cur, b.prev = b.prev, b.cur
 		} else {
 			s := new(snapshot)
 			*s = next
-			l.cur, l.prev = s, l.cur
+			b.cur, b.prev = s, b.cur
 		}
-		if l.prev.gen != l.cur.gen {
-			l.prev = nil // generations only grow: it cannot come back
+		if b.prev.gen != b.cur.gen {
+			b.prev = nil // generations only grow: it cannot come back
 		}
-		l.b.snap.Store(l.cur)
+		b.snap.Store(b.cur)
 	}
 	if ev != nil {
-		l.toLog = append(l.toLog, *ev)
-		for _, s := range l.subs {
-			s.offer(*ev)
-		}
+		b.toLog = append(b.toLog, *ev)
+		b.subs.offer(*ev)
+	}
+}
+
+// afterStep queues the step's transitions for logging, and starts the
+// goroutine that logs them if none is logging.
+func (b *Breaker) afterStep() {
+	if len(b.toLog) == 0 {
+		return
+	}
+	if b.logs == nil {
+		b.logs = new(logQueue)
+	}
+	drain := false
+	for _, ev := range b.toLog {
+		drain = b.logs.push(ev) || drain
+	}
+	clear(b.toLog)
+	b.toLog = b.toLog[:0]
+	if drain {
+		go b.logs.drain(b)
 	}
 }
 
 // arm replaces the timer with a fresh one for m.deadline (or none). A fresh
-// timer per arming, never Reset: a mock timer that has fired must not be
-// reused.
-func (l *loop) arm(now time.Time) {
-	l.armedSeq = l.m.timerSeq
-	if l.timer != nil {
-		l.timer.Stop()
-		l.timer, l.timerc = nil, nil
+// timer per arming, never Reset.
+func (b *Breaker) arm(now time.Time) {
+	b.armedSeq = b.m.timerSeq
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
 	}
-	if l.m.deadline.IsZero() {
+	if b.m.deadline.IsZero() {
 		return
 	}
-	// At least 1ns: a mock clock fires a timer that is already due inside
-	// Timer, which races with a concurrent Add firing it too.
-	d := max(l.m.deadline.Sub(now), time.Nanosecond)
-	l.timer = l.b.clock.Timer(d)
-	l.timerc = l.timer.C
+	seq := b.armedSeq
+	b.timer = b.m.clock.AfterFunc(b.m.deadline.Sub(now), func() { b.fire(seq) })
 }
 
-// refuse answers a request that arrives once Stop has been called.
-func (l *loop) refuse(req *request) {
+// refuse answers a message that arrives once Stop has been called.
+func (b *Breaker) refuse(req *request) {
 	switch req.kind {
 	case permitReq:
-		req.permitReply <- permitReply{stopped: true}
-	case reportReq, controlReq:
+		if req.state.CompareAndSwap(queued, served) {
+			req.permitc <- permitReply{stopped: true}
+		}
+	case reportReq:
+		req.applied = false
+		if req.reply != nil {
+			req.reply <- false
+		}
+	case controlReq, stopReq:
 		req.reply <- false
-	case subscribeReq:
-		close(req.sub.ch) // Subscribe returns a closed channel
-	case unsubscribeReq:
-		l.serve(req) // closes it now rather than in shutdown
+	case subscribeReq, unsubscribeReq:
+		req.sub.close() // Subscribe after Stop returns a closed channel
+		req.reply <- false
 	}
 }
 
-// shutdown publishes the final snapshot and closes every subscription.
-func (l *loop) shutdown() {
-	if l.timer != nil {
-		l.timer.Stop()
+// shutdown stops the timer, publishes the final snapshot and closes every
+// subscription.
+func (b *Breaker) shutdown() {
+	b.down = true
+	if b.timer != nil {
+		b.timer.Stop()
+		b.timer = nil
 	}
-	final := l.m.snapshot()
+	final := b.m.snapshot()
 	final.stopped = true
 	final = derive(final)
-	l.b.snap.Store(&final)
-	for _, s := range l.subs {
-		close(s.ch)
+	b.snap.Store(&final)
+	b.subs.closeAll()
+}
+
+// quiesce waits, after Stop's message was served, until no executor runs
+// and no timer function is inside the breaker. Only callers that read the
+// snapshot just before it said stopped can still post, once each, and a
+// refusal takes a moment: this spins briefly at most.
+func (b *Breaker) quiesce() {
+	for b.pending.Load() != 0 || b.firing.Load() != 0 {
+		runtime.Gosched()
 	}
-	l.subs = nil
 }
 
 // logQueue carries transition records from the loop to the goroutine that
@@ -315,9 +447,9 @@ type logQueue struct {
 	wg      sync.WaitGroup // counts the goroutine in drain; Stop waits for it
 }
 
-// push queues ev and reports whether the caller is to run drain: no other
-// goroutine is logging. Called only by loop goroutines, so every wg.Add
-// happens before the loop exits, and Stop's wg.Wait after that.
+// push queues ev and reports whether the caller is to start drain: no other
+// goroutine is logging. Called only by the executor, so every wg.Add
+// happens before Stop's message is served, and Stop's wg.Wait after that.
 func (q *logQueue) push(ev Event) (drain bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()

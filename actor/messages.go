@@ -2,19 +2,17 @@ package actor
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// The messages the loop receives. Every request arrives on one channel,
-// Breaker.reqc, in arrival order: while no timer is armed the loop waits on
-// that channel alone, a plain receive rather than a select, which keeps the
-// round trip of a failure report short. Timer firings arrive on the armed
-// clock.Timer's channel.
-//
-// Requests travel as pointers: a receive copies one word, and the frame of a
-// loop parked in its receive stays small (an idle breaker is mostly its
-// stack). A request that needs an answer carries a reply channel of
-// capacity 1, so the loop's reply never blocks.
+// The messages the loop serves. Every message goes through the breaker's
+// mailbox (see loop.go), in arrival order: permit requests, reports,
+// controls, subscriptions, timer firings and Stop. A message that needs an
+// answer carries a reply channel of capacity 1, so the executor's reply
+// never blocks; a sender that ran the loop itself finds its own reply
+// already there (or, for a report it applied inline, needs no message at
+// all).
 
 type requestKind uint8
 
@@ -22,9 +20,10 @@ const (
 	permitReq      requestKind = iota + 1 // half-open with the probe free: only the loop may hand it out
 	reportReq                             // an outcome (or a release) that may change state
 	subscribeReq                          // add sub
-	unsubscribeReq                        // remove sub, close its channel, then close done
-	stopReq                               // wake the loop: Breaker.stopping is set
+	unsubscribeReq                        // remove sub and close its channel
+	stopReq                               // Breaker.stopping is set: shut down if not yet done
 	controlReq                            // Trip (and the operator's controls): a transition from outside
+	timerReq                              // the timer armed for seq fired
 )
 
 // controlOp says what a controlReq asks of the machine.
@@ -34,25 +33,38 @@ const (
 	tripOp controlOp = iota + 1 // open a closed breaker as if its own rule had fired
 )
 
+// A permit request's state, so that a caller that gives up and the executor
+// agree on whether it was served (see loop.go).
+const (
+	queued    uint32 = iota
+	served           // the executor took it: an answer is on its way
+	abandoned        // its caller gave up first: skipped
+)
+
 type request struct {
+	next *request // the mailbox's link; written by the sender before its push, read by the executor
 	kind requestKind
 
 	ticket  ticket        // reportReq
 	outcome Outcome       // reportReq
 	openFor time.Duration // reportReq: the dependency's own open period (Retry-After); 0: the retry timer
+	applied bool          // reportReq: the answer, also sent on reply
 
 	op     controlOp // controlReq
 	reason string    // controlReq: Event.Reason
 
-	sub  *subscriber   // subscribeReq, unsubscribeReq
-	done chan struct{} // unsubscribeReq: closed once sub's channel is closed
+	seq uint64 // timerReq: the timerSeq the timer was armed for
 
-	permitReply chan permitReply // permitReq
-	reply       chan bool        // reportReq: true if applied; controlReq: true unless stopped
+	sub *subscriber // subscribeReq, unsubscribeReq
+
+	state   atomic.Uint32    // permitReq: queued, served or abandoned
+	permitc chan permitReply // permitReq
+
+	reply chan bool // reportReq: true if applied; controlReq: true unless stopped; subscriptions, stopReq: served
 }
 
 // permitReply is a granted ticket, a refusal, or word that the breaker is
-// stopping.
+// stopped.
 type permitReply struct {
 	ticket  ticket
 	refusal *OpenError // nil: granted
@@ -65,8 +77,8 @@ type permitReply struct {
 const release Outcome = -1
 
 // reports recycles report requests with their reply channels. A request
-// goes back only once its reply has been received (the loop does not touch
-// it after replying), so its channel is always empty when reused.
+// goes back only once its reply has been received (the executor does not
+// touch it after replying), so its channel is always empty when reused.
 var reports = sync.Pool{New: func() any {
-	return &request{kind: reportReq, reply: make(chan bool, 1)} // buffered: the loop's reply never blocks
+	return &request{kind: reportReq, reply: make(chan bool, 1)} // buffered: the executor's reply never blocks
 }}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -747,9 +748,18 @@ func (r *modelRun) receive(s *modelSub, want Event) {
 	s.next = int(want.Seq)
 }
 
-// check compares what can be observed between steps.
+// check compares what can be observed between steps, and that the breaker
+// went back to sleep (semantic 14): every operation woke it at a different
+// point of its life.
 func (r *modelRun) check() {
 	r.t.Helper()
+	deadline := time.Now().Add(guard)
+	for r.b.pending.Load() != 0 {
+		if time.Now().After(deadline) {
+			r.fatalf("the breaker did not go back to sleep within %v", guard)
+		}
+		runtime.Gosched()
+	}
 	if got, want := r.b.State(), r.m.state; got != want {
 		r.fatalf("State() = %v, model %v", got, want)
 	}

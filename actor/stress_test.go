@@ -397,6 +397,9 @@ func stressWorker(b *Breaker, rng *rand.Rand, ops int, tl *stressTally, meter *p
 		if rng.Intn(4) == 0 {
 			e := stressErrs[rng.Intn(len(stressErrs))]
 			o = e.o
+			if e.err != nil && ctx.Err() == context.Canceled {
+				o = Ignored // the caller gave up: not the dependency's fault (semantic 2)
+			}
 			applied = p.Report(e.err)
 		} else {
 			applied = p.ReportOutcome(o)
