@@ -141,31 +141,35 @@ func retryAfterOf(err error) time.Duration {
 // safe for concurrent use. A nil or zero Breaker is not usable: its methods
 // return errors and zero values rather than panic.
 type Breaker struct {
+	// Read by every call, written only when the state changes: the first
+	// cache line holds nothing that every failure writes.
+	//
 	// snap is written only by the executor (after every step that changes
 	// something) and read by callers: the lock-free fast path.
 	snap atomic.Pointer[snapshot]
-
-	// The mailbox (see loop.go):
-	pending  atomic.Int64            // messages announced and not yet served; 0: asleep
-	mailbox  atomic.Pointer[request] // from senders -> executor: a stack, emptied at once and reversed
-	stopping atomic.Bool             // set by Stop; the executor then shuts down and refuses everything
-	firing   atomic.Int32            // timer functions inside the breaker; Stop waits for 0
 
 	// Immutable after New:
 	logger     *slog.Logger // nil: slog.Default() at the time of logging
 	classifier *classifier  // nil: the default rules
 	stepHook   func()       // tests only: run by the executor before each step; nil otherwise
 
-	// Owned by the executor:
-	m         machine
-	timer     *clock.Timer // armed for m.deadline as armedSeq; nil while none is
-	armedSeq  uint64       // m.timerSeq the timer was armed for
-	cur, prev *snapshot    // the published snapshot; the one before it, while of the same generation
-	first     snapshot     // the first snapshot, in the same allocation as the breaker
-	subs      *subList     // made at the first Subscribe
-	toLog     []Event      // the current step's transitions, queued for logging after it
-	logs      *logQueue    // made at the first transition; read by Stop once the loop is done
-	down      bool         // shut down: Stop's message (or the first after stopping) was served
+	// Owned by the executor (the machine's configuration, its first
+	// fields, is immutable):
+	m           machine
+	timer       *clock.Timer // armed for m.deadline as armedSeq; nil while none is
+	armedSeq    uint64       // m.timerSeq the timer was armed for
+	cur, prev   *snapshot    // the published snapshot; the one before it, while of the same generation
+	first       snapshot     // the first snapshot, in the same allocation as the breaker
+	subs        *subList     // made at the first Subscribe
+	logs        *logQueue    // made at the first transition; read by Stop once the loop is done
+	down        bool         // shut down: Stop's message (or the first after stopping) was served
+	startLogger bool         // the step queued the first record of a burst: start the goroutine that logs
+
+	// The mailbox (see loop.go):
+	pending  atomic.Int64            // messages announced and not yet served; 0: asleep
+	mailbox  atomic.Pointer[request] // from senders -> executor: a stack, emptied at once and reversed
+	stopping atomic.Bool             // set by Stop; the executor then shuts down and refuses everything
+	firing   atomic.Int32            // timer functions inside the breaker; Stop waits for 0
 
 	counts counters // bumped by callers and by the executor
 }
@@ -190,20 +194,23 @@ func (c *counters) applied(o Outcome) {
 	}
 }
 
-// snapshot is what the loop publishes after a step: immutable once stored.
+// snapshot is what the executor publishes after a step: immutable once
+// stored. 32 bytes: every breaker holds one (its first is in the Breaker's
+// own allocation).
 type snapshot struct {
-	state    State
-	gen      uint64 // incremented by every transition
-	failures uint64 // consecutive failures
-	probeOut bool   // half-open: the probe is granted and not yet reported
-	deadline time.Time
+	gen      uint64     // incremented by every transition
+	failures uint64     // consecutive failures
 	refusal  *OpenError // open, or half-open with the probe out: the refusal every caller gets
+	st       uint8      // the State
+	probeOut bool       // half-open: the probe is granted and not yet reported
 	stopped  bool
 
 	// Derived, for the fast path's single test:
 	grants bool // closed and not stopped: a permit is granted from the snapshot
 	clean  bool // grants, with no consecutive failures: a success changes nothing
 }
+
+func (s *snapshot) state() State { return State(s.st) }
 
 // New makes a breaker with the given options and returns it. It starts no
 // goroutine: the breaker runs on its callers' goroutines while it has work
@@ -246,7 +253,7 @@ func (b *Breaker) State() State {
 	if !b.usable() {
 		return StateClosed
 	}
-	return b.snap.Load().state
+	return b.snap.Load().state()
 }
 
 // Counts returns the breaker's statistics. Each field is exact; fields are
@@ -461,10 +468,10 @@ func (b *Breaker) acquireSlow(ctx context.Context) (ticket, error) {
 	switch {
 	case s.stopped:
 		return ticket{}, ErrStopped
-	case s.state == StateClosed:
+	case s.state() == StateClosed:
 		b.counts.requests.Add(1)
 		return ticket{gen: s.gen}, nil
-	case s.state == StateOpen || s.probeOut:
+	case s.state() == StateOpen || s.probeOut:
 		b.counts.rejected.Add(1)
 		return ticket{}, s.refusal // built by the loop once per open period: no clock read, no allocation
 	}
@@ -520,7 +527,7 @@ func (b *Breaker) settleSlow(t ticket, o Outcome, openFor time.Duration) bool {
 		// ticket, so a ticket of an older generation is stale for good.
 		return false
 	}
-	if s.state == StateClosed && (o == Ignored || (o == Success && s.failures == 0)) {
+	if s.state() == StateClosed && (o == Ignored || (o == Success && s.failures == 0)) {
 		b.counts.applied(o)
 		return true
 	}

@@ -42,11 +42,12 @@ func Validate[T any](ok func(T) bool) CallOption[T] {
 func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, error), opts ...CallOption[T]) (T, error) {
 	// The closed state's path is written out here rather than through
 	// acquire and settle: neither inlines, and two calls cost a third of a
-	// closed call. It is the same load, test and counter as acquire's.
+	// closed call. Its request is counted when Call returns (semantic 13),
+	// together with a clean success in one atomic (counters.calls).
 	var t ticket
+	owed := false // the request is still to be counted
 	if s := b.granting(); s != nil && fn != nil && len(opts) == 0 && ctx != nil && ctx.Err() == nil {
-		b.counts.requests.Add(1)
-		t = ticket{gen: s.gen}
+		t, owed = ticket{gen: s.gen}, true
 	} else {
 		var err error
 		if t, err = callPermit(ctx, b, fn, opts); err != nil {
@@ -60,8 +61,12 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 	settled := false
 	defer func() {
 		if !settled {
-			// fn or a validator panicked (or called runtime.Goexit). Count
-			// it, and let the panic go on with its own value and stack.
+			// fn, a validator or the classifier panicked (or called
+			// runtime.Goexit). Count it, and let the panic go on with its
+			// own value and stack.
+			if owed {
+				b.counts.requests.Add(1)
+			}
 			if b.settle(t, Failure) {
 				b.logClassified(ctx, classified{Failure, whyDidNotReturn}, nil)
 			}
@@ -72,11 +77,22 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 		settled = true
 		// settle's clean case, written out for the same reason.
 		if s := b.snap.Load(); s.clean && s.gen == t.gen {
-			b.counts.successes.Add(1)
+			if owed {
+				b.counts.calls.Add(1) // a request and a success
+			} else {
+				b.counts.successes.Add(1)
+			}
 		} else {
+			if owed {
+				b.counts.requests.Add(1)
+			}
 			b.settleSlow(t, Success, 0)
 		}
 		return result, nil
+	}
+	if owed {
+		owed = false
+		b.counts.requests.Add(1)
 	}
 	c := classifyCall(ctx, b, result, err, opts)
 	settled = true

@@ -230,8 +230,7 @@ func (g *gate) step() {
 // shutWhen shuts the gate for every step that starts once when() is true
 // (nil: the next step), until open is called. It then runs cause, which is
 // to make when() true (a step already past the gate is not held), and
-// returns: from then on the next step waits at the gate (waitHeld waits for
-// that). open is safe to call twice, and is called when the test ends.
+// returns: from then on the next step waits at the gate. open is safe to call twice, and is called when the test ends.
 func (g *gate) shutWhen(t testing.TB, when func() bool, cause func()) (open func()) {
 	t.Helper()
 	shut, held := make(chan struct{}), make(chan struct{})
@@ -250,20 +249,6 @@ func (g *gate) shutWhen(t testing.TB, when func() bool, cause func()) (open func
 	t.Cleanup(open)
 	cause()
 	return open
-}
-
-// waitHeld waits until a step waits at the shut gate, or fails the test
-// after the guard time.
-func (g *gate) waitHeld(t testing.TB) {
-	t.Helper()
-	g.mu.Lock()
-	held := g.held
-	g.mu.Unlock()
-	select {
-	case <-held:
-	case <-time.After(guard):
-		t.Fatalf("no step reached the gate within %v", guard)
-	}
 }
 
 func slogLogger(h slog.Handler) *slog.Logger { return slog.New(h) }

@@ -351,27 +351,24 @@ func (b *Breaker) commit(now time.Time, ev *Event) {
 		b.snap.Store(b.cur)
 	}
 	if ev != nil {
-		b.toLog = append(b.toLog, *ev)
 		b.subs.offer(*ev)
+		// Group hooks (onEvent) go here, with the subscribers: on the
+		// executing goroutine, never blocking.
+		if b.logs == nil {
+			b.logs = new(logQueue)
+		}
+		if b.logs.push(*ev) {
+			b.startLogger = true
+		}
 	}
 }
 
-// afterStep queues the step's transitions for logging, and starts the
-// goroutine that logs them if none is logging.
+// afterStep starts the goroutine that logs the step's transitions, if
+// they are the first of a burst: after the step, so that the record is
+// logged after the transition is published and its cause answered.
 func (b *Breaker) afterStep() {
-	if len(b.toLog) == 0 {
-		return
-	}
-	if b.logs == nil {
-		b.logs = new(logQueue)
-	}
-	drain := false
-	for _, ev := range b.toLog {
-		drain = b.logs.push(ev) || drain
-	}
-	clear(b.toLog)
-	b.toLog = b.toLog[:0]
-	if drain {
+	if b.startLogger {
+		b.startLogger = false
 		go b.logs.drain(b)
 	}
 }

@@ -181,12 +181,12 @@ func (m *machine) setDeadline(d time.Time) {
 
 // snapshot returns the state to publish, with its derived fields.
 func (m *machine) snapshot() snapshot {
-	return derive(snapshot{state: m.state, gen: m.gen, failures: m.failures, probeOut: m.probeOut, deadline: m.deadline, refusal: m.refusal})
+	return derive(snapshot{st: uint8(m.state), gen: m.gen, failures: m.failures, probeOut: m.probeOut, refusal: m.refusal})
 }
 
 // derive fills in a snapshot's derived fields.
 func derive(s snapshot) snapshot {
-	s.grants = s.state == StateClosed && !s.stopped
+	s.grants = s.state() == StateClosed && !s.stopped
 	s.clean = s.grants && s.failures == 0
 	return s
 }
