@@ -550,10 +550,13 @@ func (b *Breaker) settleSlow(t ticket, o Outcome, openFor time.Duration) bool {
 	}
 	req := reports.Get().(*request)
 	req.ticket, req.outcome, req.openFor = t, o, openFor
+	req.answered.Lock() // unlocked by the executor once req.applied is set
 	b.post(req)
-	// The executor replies within the step that serves req, also when the
+	// The executor answers within the step that serves req, also when the
 	// breaker is stopping, and does not touch req after that.
-	applied := <-req.reply
+	req.answered.Lock()
+	applied := req.applied
+	req.answered.Unlock()
 	reports.Put(req)
 	return applied
 }

@@ -72,7 +72,8 @@ func countBlocked(stacks, fn string) int {
 		header, _, _ := strings.Cut(g, "\n")
 		parked := strings.Contains(header, "[select") || strings.Contains(header, "[chan send") ||
 			strings.Contains(header, "[chan receive") ||
-			strings.Contains(header, "[sync.WaitGroup.Wait") || strings.Contains(header, "[semacquire")
+			strings.Contains(header, "[sync.WaitGroup.Wait") || strings.Contains(header, "[semacquire") ||
+			strings.Contains(header, "[sync.Mutex.Lock")
 		if parked && strings.Contains(g, fn) {
 			n++
 		}

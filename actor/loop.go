@@ -246,9 +246,7 @@ func (b *Breaker) serve(req *request) {
 
 	case reportReq:
 		req.applied = b.settleStep(req.ticket, req.outcome, req.openFor)
-		if req.reply != nil {
-			req.reply <- req.applied
-		}
+		req.answered.Unlock()
 
 	case controlReq:
 		now := b.m.clock.Now()
@@ -397,9 +395,7 @@ func (b *Breaker) refuse(req *request) {
 		}
 	case reportReq:
 		req.applied = false
-		if req.reply != nil {
-			req.reply <- false
-		}
+		req.answered.Unlock()
 	case controlReq, stopReq:
 		req.reply <- false
 	case subscribeReq, unsubscribeReq:

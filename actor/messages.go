@@ -48,7 +48,14 @@ type request struct {
 	ticket  ticket        // reportReq
 	outcome Outcome       // reportReq
 	openFor time.Duration // reportReq: the dependency's own open period (Retry-After); 0: the retry timer
-	applied bool          // reportReq: the answer, also sent on reply
+	applied bool          // reportReq: the answer
+	// answered is locked by a report's sender before it posts it and
+	// unlocked by the executor once applied is set: the sender waits by
+	// locking it again. Not a channel: report requests are recycled
+	// through a sync.Pool, and a channel made inside a testing/synctest
+	// bubble must not be used outside it (a sync.Mutex belongs to no
+	// bubble).
+	answered sync.Mutex
 
 	op     controlOp // controlReq
 	reason string    // controlReq: Event.Reason
@@ -60,7 +67,7 @@ type request struct {
 	state   atomic.Uint32    // permitReq: queued, served or abandoned
 	permitc chan permitReply // permitReq
 
-	reply chan bool // reportReq: true if applied; controlReq: true unless stopped; subscriptions, stopReq: served
+	reply chan bool // controlReq: true unless stopped; subscriptions, stopReq: served
 }
 
 // permitReply is a granted ticket, a refusal, or word that the breaker is
@@ -76,9 +83,6 @@ type permitReply struct {
 // nothing is counted.
 const release Outcome = -1
 
-// reports recycles report requests with their reply channels. A request
-// goes back only once its reply has been received (the executor does not
-// touch it after replying), so its channel is always empty when reused.
-var reports = sync.Pool{New: func() any {
-	return &request{kind: reportReq, reply: make(chan bool, 1)} // buffered: the executor's reply never blocks
-}}
+// reports recycles report requests. A request goes back only once its
+// answer has been read (the executor does not touch it after answering).
+var reports = sync.Pool{New: func() any { return &request{kind: reportReq} }}
