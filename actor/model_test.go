@@ -27,7 +27,7 @@ import (
 // feeds it the fuzzer's bytes. Both decode the same operations.
 
 var (
-	modelSeeds = flag.Int("model.seeds", 24, "TestModel: how many random sequences to run")
+	modelSeeds = flag.Int("model.seeds", 64, "TestModel: how many random sequences to run")
 	modelSeed0 = flag.Int64("model.seed0", 1, "TestModel: the first seed")
 )
 
@@ -92,6 +92,12 @@ func (m *model) report(p *modelPermit, o Outcome) bool {
 		return false // duplicate
 	}
 	p.reported = true
+	if m.state == StateHalfOpen && m.probe == p && !m.now.Before(m.probeDeadline) {
+		// Semantic 5, due timers first: the clock reached the probe's
+		// deadline (the runner held its timer back), so the probe timed out
+		// before this report: the timeout is the Failure, the report late.
+		m.fire()
+	}
 	if p.epoch != m.epoch {
 		return false // stale: granted before the latest transition
 	}
@@ -147,7 +153,9 @@ func (m *model) fire() {
 	if !ok {
 		panic("model: fire with no timer armed")
 	}
-	m.now = at
+	if m.now.Before(at) {
+		m.now = at // otherwise later: the runner held the timer back
+	}
 	if m.state == StateOpen {
 		m.transition(StateHalfOpen, at, "retry timer elapsed")
 		return
@@ -318,6 +326,7 @@ const (
 	opAdvanceToDue          // exactly onto the next due time
 	opAdvanceBefore         // 1ns before the next due time
 	opAdvanceFar            // several due times in one go, split by the runner
+	opAdvanceLate           // onto the next due time, its timer held back (manual clock): a late report or permit comes first
 	opSubscribe
 	opCancel
 	opDrainLazy
@@ -329,7 +338,7 @@ const (
 var modelOpTable = func() []modelOp {
 	weights := [opKinds]int{
 		opPermit: 12, opReport: 10, opReportErr: 6, opReportAny: 4, opBadOutcome: 1, opCall: 5, opDoneCtx: 1,
-		opAdvance: 4, opAdvanceToDue: 3, opAdvanceBefore: 2, opAdvanceFar: 1,
+		opAdvance: 4, opAdvanceToDue: 3, opAdvanceBefore: 2, opAdvanceFar: 1, opAdvanceLate: 3,
 		opSubscribe: 2, opCancel: 1, opDrainLazy: 1, opCycle: 3,
 	}
 	var table []modelOp
@@ -351,22 +360,26 @@ const maxModelSubs = 6
 
 // modelRun runs one sequence against a breaker and the model.
 type modelRun struct {
-	t    testing.TB
-	b    *Breaker
-	mock *clock.Mock
-	m    *model
-	cfg  modelConfig
+	t   testing.TB
+	b   *Breaker
+	clk modelClock
+	m   *model
+	cfg modelConfig
 
 	permits []*modelPermit // every permit granted, reported or not
 	driver  *modelSub      // the runner's own subscription: waited on for timer-driven events
-	subs    []*modelSub    // driver included
-	trace   []string
-	stats   modelStats
+	// lateProbe is the probe whose deadline the runner reached while
+	// holding its timer back, until the timer is delivered.
+	lateProbe *modelPermit
+	subs      []*modelSub // driver included
+	trace     []string
+	stats     modelStats
 }
 
 // modelStats says what a run exercised, so that a weak decoder shows.
 type modelStats struct {
 	ops, refusedOpen, refusedHalfOpen, probes, notApplied, timers, probeTimeouts, lazyOverflows int
+	late, lateReports                                                                           int // timers held back; probe reports that came after the deadline, before the firing
 }
 
 type modelSub struct {
@@ -377,18 +390,27 @@ type modelSub struct {
 	lazy   bool // drained only by opDrainLazy and at the end: may fall behind
 }
 
-func runModel(t testing.TB, data []byte, tally *modelTally) {
+func runModel(t testing.TB, data []byte, tally *modelTally, withMock bool) {
 	src := &byteSource{data: data}
 	cfg := decodeConfig(src)
-	mock := clock.NewMock()
-	mock.Add(time.Duration(src.next()) * time.Hour) // the start time does not matter
+	// The start time does not matter; its byte also picks the clock: the
+	// manual one mostly (fast, and it can hold a timer back), clock.Mock
+	// in a quarter of TestModel's runs (its timers run on goroutines of
+	// their own; FuzzModel leaves it out for speed).
+	startByte := src.next()
+	var clk modelClock = newManualClock()
+	if withMock && startByte%4 == 0 {
+		clk = &mockModelClock{clock.NewMock()}
+	}
+	clk.Add(time.Duration(startByte) * time.Hour)
+	mock := clk.clock()
 	discard := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b, err := New(append(cfg.options(), WithName("model"), WithClock(mock), WithLogger(discard))...)
 	if err != nil {
 		t.Fatalf("New(%v): %v", cfg, err)
 	}
 	defer stopWithin(t, b)
-	r := &modelRun{t: t, b: b, mock: mock, m: newModel(cfg, "model", mock.Now()), cfg: cfg}
+	r := &modelRun{t: t, b: b, clk: clk, m: newModel(cfg, "model", clk.Now()), cfg: cfg}
 	defer func() {
 		if t.Failed() {
 			t.Logf("config %v; the last operations:\n\t%s", cfg, strings.Join(r.trace[max(0, len(r.trace)-40):], "\n\t"))
@@ -403,6 +425,7 @@ func runModel(t testing.TB, data []byte, tally *modelTally) {
 	if t.Failed() {
 		return
 	}
+	r.deliverLate()
 	for _, s := range r.subs {
 		r.drain(s)
 	}
@@ -425,6 +448,16 @@ func (r *modelRun) step(src *byteSource) {
 	arg := src.next()
 	outcome := Outcome(1 + int(arg>>4)%3)
 	switch op {
+	case opPermit, opReport, opReportErr, opReportAny, opBadOutcome, opCall, opDoneCtx, opSubscribe, opCancel, opDrainLazy:
+		// May come while a timer is held back: what the breaker answers
+		// then is the contract's (due timers first; refusals from the
+		// snapshot until the firing is handled).
+	default:
+		r.deliverLate()
+	}
+	switch op {
+	case opAdvanceLate:
+		r.advanceLate(arg)
 	case opPermit:
 		r.permit()
 	case opReport, opReportErr:
@@ -651,13 +684,13 @@ func (r *modelRun) advance(d time.Duration) {
 		due, ok := r.m.due()
 		if !ok || r.m.now.Add(d).Before(due) {
 			if d > 0 {
-				r.mock.Add(d)
+				r.clk.Add(d)
 				r.m.now = r.m.now.Add(d)
 			}
 			break
 		}
 		step := due.Sub(r.m.now)
-		r.mock.Add(step)
+		r.clk.Add(step)
 		d -= step
 		if r.m.state == StateHalfOpen {
 			r.stats.probeTimeouts++
@@ -672,7 +705,7 @@ func (r *modelRun) advance(d time.Duration) {
 		_, cancel := r.b.Subscribe()
 		cancel()
 	}
-	if now := r.mock.Now(); !now.Equal(r.m.now) {
+	if now := r.clk.Now(); !now.Equal(r.m.now) {
 		r.fatalf("mock clock at %v, model at %v", now, r.m.now)
 	}
 }
@@ -810,6 +843,143 @@ func (r *modelRun) stop() {
 	}
 }
 
+// advanceLate moves the clock exactly onto the next due time and holds its
+// timer back (manual clock only; with clock.Mock it is opAdvanceToDue):
+// until deliverLate, the breaker's clock has reached the deadline but the
+// firing has not arrived.
+func (r *modelRun) advanceLate(arg byte) {
+	due, ok := r.m.due()
+	mc, manual := r.clk.(*manualClock)
+	if !ok || !manual {
+		if ok {
+			r.advance(due.Sub(r.m.now))
+		}
+		return
+	}
+	r.logf("advance onto +%v, the timer held back", due.Sub(time.Unix(0, 0)))
+	mc.set(due)
+	r.m.now = due
+	r.stats.late++
+	if r.m.state == StateHalfOpen && r.m.probe != nil {
+		r.lateProbe = r.m.probe
+	}
+}
+
+// deliverLate delivers the timers held back by advanceLate, if any: the
+// model fires its timer unless a late report already applied it.
+func (r *modelRun) deliverLate() {
+	mc, manual := r.clk.(*manualClock)
+	if !manual {
+		return
+	}
+	if r.lateProbe != nil && r.lateProbe.reported {
+		r.stats.lateReports++
+	}
+	r.lateProbe = nil
+	if due, ok := r.m.due(); ok && !r.m.now.Before(due) {
+		r.logf("held timer due at +%v delivered", due.Sub(time.Unix(0, 0)))
+		if r.m.state == StateHalfOpen {
+			r.stats.probeTimeouts++
+		}
+		r.stats.timers++
+		r.m.fire()
+	}
+	mc.deliver() // on this goroutine: the breaker runs the step before it returns
+	r.drain(r.driver)
+}
+
+// modelClock is the clock a run drives: Add moves it and fires what is due,
+// before it returns or (clock.Mock) on goroutines of their own.
+type modelClock interface {
+	Add(d time.Duration)
+	Now() time.Time
+	clock() clock.Clock // what the breaker is given
+}
+
+type mockModelClock struct{ *clock.Mock }
+
+func (c *mockModelClock) clock() clock.Clock { return c.Mock }
+
+// manualClock is the model's clock in most runs: time moves only when the
+// runner says so, and timers fire only when it delivers them, on its own
+// goroutine, so a step a timer causes is done when Add returns. clock.Mock
+// sleeps a millisecond per timer it fires and at the end of each Add, which
+// capped fuzzing at a few hundred runs a second; and a runner that holds a
+// firing back can make a report reach the breaker after the deadline but
+// before the firing (semantic 5).
+type manualClock struct {
+	// *clock.Mock is never advanced: it makes the *clock.Timer values that
+	// AfterFunc returns (their Stop needs a clock.Mock behind them). A
+	// stopped timer still fires here: its firing is stale, and the
+	// breaker drops it, as it drops a real one that lost the race with
+	// Stop.
+	*clock.Mock
+	mu     sync.Mutex
+	now    time.Time
+	timers []manualTimer
+}
+
+type manualTimer struct {
+	at time.Time
+	f  func()
+}
+
+func newManualClock() *manualClock {
+	return &manualClock{Mock: clock.NewMock(), now: time.Unix(0, 0)}
+}
+
+func (c *manualClock) clock() clock.Clock { return c }
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+func (c *manualClock) Until(t time.Time) time.Duration { return t.Sub(c.Now()) }
+
+func (c *manualClock) AfterFunc(d time.Duration, f func()) *clock.Timer {
+	c.mu.Lock()
+	c.timers = append(c.timers, manualTimer{at: c.now.Add(d), f: f})
+	c.mu.Unlock()
+	return c.Mock.AfterFunc(d, func() {})
+}
+
+func (c *manualClock) set(t time.Time) {
+	c.mu.Lock()
+	c.now = t
+	c.mu.Unlock()
+}
+
+// Add moves the clock and delivers every timer due by then.
+func (c *manualClock) Add(d time.Duration) {
+	c.set(c.Now().Add(d))
+	c.deliver()
+}
+
+// deliver runs the functions of the timers due by now, earliest first, on
+// the calling goroutine; a timer armed meanwhile that is due too runs next.
+func (c *manualClock) deliver() {
+	for {
+		c.mu.Lock()
+		i := -1
+		for j, tm := range c.timers {
+			if !tm.at.After(c.now) && (i < 0 || tm.at.Before(c.timers[i].at)) {
+				i = j
+			}
+		}
+		if i < 0 {
+			c.mu.Unlock()
+			return
+		}
+		f := c.timers[i].f
+		c.timers = append(c.timers[:i], c.timers[i+1:]...)
+		c.mu.Unlock()
+		f()
+	}
+}
+
 // modelTally adds up the stats of runs, to show what TestModel exercised.
 type modelTally struct {
 	mu          sync.Mutex
@@ -834,6 +1004,8 @@ func (tot *modelTally) add(s modelStats, transitions int) {
 	tot.timers += s.timers
 	tot.probeTimeouts += s.probeTimeouts
 	tot.lazyOverflows += s.lazyOverflows
+	tot.late += s.late
+	tot.lateReports += s.lateReports
 }
 
 // TestModel runs random sequences against the model, each seed a parallel
@@ -858,7 +1030,7 @@ func TestModel(t *testing.T) {
 			}
 			data := make([]byte, n)
 			rng.Read(data)
-			runModel(t, data, tally)
+			runModel(t, data, tally, true)
 		})
 	}
 }
@@ -893,7 +1065,7 @@ func FuzzModel(f *testing.F) {
 		op(opPermit, 0), op(opReportErr, 0x60), op(opDoneCtx, 1), op(opAdvanceToDue, 0), op(opCall, 0x20),
 		op(opCall, 0x10), op(opCancel, 1), op(opDrainLazy, 0), op(opAdvanceFar, 3)))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		runModel(t, data, nil)
+		runModel(t, data, nil, false)
 	})
 }
 
