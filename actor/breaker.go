@@ -125,13 +125,42 @@ func (e *RetryAfterError) Error() string {
 // Unwrap returns Err.
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
-// retryAfterOf returns the open period err asks for, or 0.
+// retryAfterOf returns the open period err asks for, or 0. It walks the
+// chain as errors.As does, but without errors.As's allocation (its target
+// escapes): every failure report asks. An error with an As method of its
+// own gets errors.As itself.
 func retryAfterOf(err error) time.Duration {
-	var ra *RetryAfterError
-	if err != nil && errors.As(err, &ra) && ra.After > 0 {
-		return ra.After
+	d, _ := findRetryAfter(err)
+	return d
+}
+
+// findRetryAfter returns the After of the first *RetryAfterError in err's
+// chain (never negative), and whether there is one.
+func findRetryAfter(err error) (time.Duration, bool) {
+	for err != nil {
+		switch e := err.(type) {
+		case *RetryAfterError:
+			return max(e.After, 0), true
+		case interface{ As(any) bool }:
+			var ra *RetryAfterError
+			if errors.As(err, &ra) {
+				return max(ra.After, 0), true
+			}
+			return 0, false
+		case interface{ Unwrap() error }:
+			err = e.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, inner := range e.Unwrap() {
+				if d, ok := findRetryAfter(inner); ok {
+					return d, true
+				}
+			}
+			return 0, false
+		default:
+			return 0, false
+		}
 	}
-	return 0
+	return 0, false
 }
 
 // A Breaker is a circuit breaker built as an actor: one sequential loop

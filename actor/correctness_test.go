@@ -262,3 +262,40 @@ func TestReportClassifierPanic(t *testing.T) {
 		wantCounts(t, b, Counts{Requests: 1, Failures: 1, ConsecutiveFailures: 1})
 	})
 }
+
+// retryAfterOf walks an error chain as errors.As does, without its
+// allocation.
+func TestRetryAfterOfMatchesErrorsAs(t *testing.T) {
+	ra := &RetryAfterError{Err: errBoom, After: time.Minute}
+	zero := &RetryAfterError{Err: errBoom}
+	for i, err := range []error{
+		nil, errBoom, ra, zero, fmt.Errorf("wrapped: %w", ra),
+		errors.Join(errBoom, fmt.Errorf("x: %w", ra)), errors.Join(zero, ra),
+		fmt.Errorf("two: %w, %w", errNotFound, ra), asErr{ra}, asErr{nil},
+	} {
+		var want time.Duration
+		var target *RetryAfterError
+		if errors.As(err, &target) {
+			want = max(target.After, 0)
+		}
+		if got := retryAfterOf(err); got != want {
+			t.Errorf("%d: retryAfterOf(%v) = %v, errors.As says %v", i, err, got, want)
+		}
+	}
+	wrapped := fmt.Errorf("wrapped: %w", errBoom)
+	if n := testing.AllocsPerRun(100, func() { retryAfterOf(wrapped) }); n != 0 {
+		t.Errorf("retryAfterOf allocates %v times per call", n)
+	}
+}
+
+// asErr has an As method of its own.
+type asErr struct{ ra *RetryAfterError }
+
+func (e asErr) Error() string { return "as" }
+func (e asErr) As(target any) bool {
+	if p, ok := target.(**RetryAfterError); ok && e.ra != nil {
+		*p = e.ra
+		return true
+	}
+	return false
+}

@@ -1,5 +1,7 @@
-// Package actor is a circuit breaker built as an actor: each [Breaker] is one
-// goroutine that owns the breaker's state and runs one sequential event loop.
+// Package actor is a circuit breaker built as an actor: each [Breaker] has
+// one sequential event loop that owns the breaker's state. The loop runs
+// only while it has work, on the goroutine that brought it (an idle breaker
+// has no goroutine at all).
 //
 // A circuit breaker protects a service from a failing dependency. After a run
 // of failures it opens and refuses calls at once; when its retry timer
@@ -23,21 +25,29 @@
 //
 // # The actor design
 //
-// The loop goroutine is the only writer of the state machine (state,
-// generation, consecutive failures, the probe). Callers talk to it through
-// channels; timers come from a [clock.Clock] and post to the loop, so tests
-// drive time with clock.NewMock and need no sleeps. No mutex guards breaker
-// state. After a transition the loop queues the transition's log record and
-// carries on in a fresh goroutine; the goroutine it leaves logs the queue.
-// So the loop never calls a log handler, and its stack stays at the 2 KiB
-// minimum (the garbage collector does not shrink a grown stack back while a
-// quarter of it is in use, as it is for a goroutine parked in a receive).
-// There is one loop goroutine at any time.
+// The loop is the only writer of the state machine (state, generation,
+// consecutive failures, the probe). Callers hand it messages through a
+// lock-free mailbox; timers come from a [clock.Clock] (AfterFunc) and post
+// to the mailbox too, so tests drive time with clock.NewMock (or a
+// testing/synctest bubble) and need no sleeps. No mutex guards breaker
+// state.
+//
+// Idle breakers hibernate: the loop has no goroutine of its own. The
+// caller whose message finds the breaker idle runs the loop itself: its own
+// step first, then whatever other callers queued meanwhile (a few, then it
+// hands the rest to a fresh goroutine), and the breaker sleeps again when
+// the mailbox is empty. An open breaker sleeps too: its retry timer lives
+// in the clock and wakes it. So [New] starts no goroutine, a breaker costs
+// a few hundred bytes however long it idles, it needs no [Breaker.Stop],
+// and one that is no longer referenced is garbage collected (its
+// subscriptions are then closed). loop.go explains why there is never more
+// than one executor and why no message can be stranded.
 //
 // The loop publishes an immutable snapshot of the state after every step.
 // The hot path reads that snapshot and does not wait for the loop: in the
 // closed state a permit is granted from the snapshot, an open breaker refuses
-// from it, and a success reported while the snapshot says "closed, no
+// from it (one shared [*OpenError] per open period: no clock read, no
+// allocation), and a success reported while the snapshot says "closed, no
 // failures" is applied at that read, since it cannot change any state. Only
 // what can change the state goes to the loop: failures, a success that ends
 // a run of failures, and everything in half-open. See loop.go for why this
@@ -53,7 +63,17 @@
 //     the next call, and the event is published at that moment.
 //   - In half-open exactly one permit (the probe) is outstanding at a time,
 //     whatever the concurrency. A probe not reported within the probe timeout
-//     counts as a failure.
+//     counts as a failure. Due timers come first: once the breaker's clock
+//     has reached a deadline, the next step applies it before anything
+//     else, so a probe reported late is refused even if the timer's firing
+//     has not arrived yet.
+//   - A caller that gave up is not blamed: an error reported while the
+//     call's context is done with context.Canceled is Ignored, whatever it
+//     says and before any classifier. An expired deadline stays a Failure:
+//     the dependency did not answer in the time it was given.
+//   - A panic in fn, in a [Validate] function or in the classifier counts as
+//     one Failure (in [Call] and in [Permit.Report] alike) and goes on with
+//     its own value: no permit is left outstanding by a panic.
 //   - Reports from permits granted before the latest transition are stale
 //     and change nothing; a permit counts at most once.
 //   - When [Permit.Report] returns, its effect is visible: if it tripped the
@@ -63,8 +83,11 @@
 //   - Subscribers never block the loop. Each has a buffer of
 //     [SubscriberBuffer] events; one that falls further behind loses the
 //     oldest, and the gap shows in [Event].Seq.
-//   - [Breaker.Stop] returns after the loop goroutine has exited; then every
-//     Permit and Call returns [ErrStopped] and subscriptions are closed.
+//   - [Breaker.Stop] returns once no goroutine of the breaker remains and no
+//     step is executing; then every Permit and Call returns [ErrStopped] and
+//     subscriptions are closed. An idle breaker needs no Stop.
+//   - [Breaker.Counts] is exact once the calls it counts have returned (a
+//     [Call] counts its request when it returns: one atomic per clean call).
 //   - Bad input (invalid options, nil permits, nil functions, a nil context)
 //     gets an error or a documented behaviour, never a panic.
 //
@@ -73,16 +96,16 @@
 // The breaker logs through log/slog (the logger of [WithLogger], by default
 // slog.Default()), always with the attribute "breaker" set to its name:
 //
-//   - transitions are logged by a goroutine of the breaker other than the
-//     loop (the one the loop leaves when it hands over after a transition),
-//     one at a time and in order: Warn when the breaker opens, Info when it
-//     moves to half-open and when it closes, after the transition is
-//     published and its cause answered;
+//   - transitions are logged by a goroutine the breaker starts for the
+//     purpose (one at a time, in order, ending when nothing is left to log;
+//     never the loop): Warn when the breaker opens, Info when it moves to
+//     half-open and when it closes, after the transition is published;
 //   - the goroutine that reports an outcome (the caller of Permit.Report or
 //     Call) logs its classification: Info for an error ignored because of
 //     [WithAllowedErrors], [WithFailureErrors] or a [WithClassifier] that said
 //     Ignored, Debug for a counted failure and for an ignored
-//     context.Canceled.
+//     context.Canceled (or any error of a caller whose context was
+//     canceled).
 //
 // A slow log handler delays only the goroutine that logs: a caller that logs
 // a classification is delayed itself, and a slow transition record delays

@@ -230,7 +230,8 @@ func (g *gate) step() {
 // shutWhen shuts the gate for every step that starts once when() is true
 // (nil: the next step), until open is called. It then runs cause, which is
 // to make when() true (a step already past the gate is not held), and
-// returns: from then on the next step waits at the gate. open is safe to call twice, and is called when the test ends.
+// returns: from then on the next step waits at the gate. open is safe to
+// call twice, and is called when the test ends.
 func (g *gate) shutWhen(t testing.TB, when func() bool, cause func()) (open func()) {
 	t.Helper()
 	shut, held := make(chan struct{}), make(chan struct{})

@@ -41,10 +41,10 @@ func TestStress(t *testing.T) {
 			r := runStress(t, stressConfig{workers: 64, opsPerWorker: ops, seed: int64(procs)})
 			t.Logf("%d ops: %d granted (%d probes), %d refused, %d applied (%d success, %d failure, %d ignored), "+
 				"%d stale (%d late probes), %d abandoned, %d duplicates, %d canceled; %d clock advances, %d events "+
-				"(%d probe timeouts); probes outstanding at once: max %d per generation, max %d held by callers",
+				"(%d probe timeouts), asleep at %d of them; probes outstanding at once: max %d per generation, max %d held by callers",
 				r.ops, r.granted, r.probes, r.refused, r.applied[Success]+r.applied[Failure]+r.applied[Ignored],
 				r.applied[Success], r.applied[Failure], r.applied[Ignored], r.stale, r.lateProbes, r.abandoned,
-				r.duplicates, r.canceled, r.adds, r.events, r.timeouts, r.maxProbes, r.maxHeld)
+				r.duplicates, r.canceled, r.adds, r.events, r.timeouts, r.asleep, r.maxProbes, r.maxHeld)
 		})
 	}
 }
@@ -84,6 +84,7 @@ func (s *stressTally) add(o stressTally) {
 type stressResult struct {
 	stressTally
 	adds, events, timeouts int
+	asleep                 int // clock steps at which the breaker had nothing queued
 	maxProbes, maxHeld     int
 }
 
@@ -223,7 +224,7 @@ func runStress(t *testing.T, cfg stressConfig) stressResult {
 	// waits for the clock), so the subscriber is never near
 	// SubscriberBuffer events behind and must see every Seq.
 	workersDone := make(chan struct{})
-	var adds int
+	var adds, asleep int
 	go func() {
 		defer close(tk.done)
 		rng := rand.New(rand.NewSource(cfg.seed))
@@ -242,6 +243,9 @@ func runStress(t *testing.T, cfg stressConfig) stressResult {
 						subSeq.Load(), guard, b.snap.Load().gen)
 					return
 				}
+			}
+			if b.pending.Load() == 0 {
+				asleep++ // the breaker slept between two clock steps (semantic 14)
 			}
 			mock.Add(time.Duration(1 + rng.Int63n(int64(maxStep))))
 			adds++
@@ -274,7 +278,7 @@ func runStress(t *testing.T, cfg stressConfig) stressResult {
 	for _, tl := range tallies {
 		r.add(tl)
 	}
-	r.adds, r.events, r.timeouts = adds, received, timeouts
+	r.adds, r.events, r.timeouts, r.asleep = adds, received, timeouts, asleep
 	r.maxProbes, r.maxHeld = meter.max, meter.mxH
 
 	if r.maxProbes > 1 {
@@ -310,7 +314,7 @@ func runStress(t *testing.T, cfg stressConfig) stressResult {
 	if uint64(r.events) != b.snap.Load().gen {
 		t.Errorf("the subscriber received %d events, the breaker made %d transitions", r.events, b.snap.Load().gen)
 	}
-	if !testing.Short() && (r.timeouts == 0 || r.probes == 0 || r.stale == 0 || r.refused == 0) {
+	if !testing.Short() && (r.timeouts == 0 || r.probes == 0 || r.stale == 0 || r.refused == 0 || r.asleep == 0) {
 		t.Errorf("the stress did not reach every case: %+v", r)
 	}
 	return r

@@ -16,9 +16,12 @@
 //     starts, with a one-hour open period) and refuses the call.
 //   - Mixed, MixedParallel: every 10th call of each goroutine fails; the trip
 //     threshold is never reached, so the breaker stays closed.
-//   - Idle: memory and idle CPU of 100,000 idle breakers; IdleAfterTrip: the
-//     same for actor breakers that have been through one open, half-open,
-//     closed cycle (their goroutine stacks may have grown).
+//   - Reactivation: a failure, then a success, on one of 1,024 breakers in
+//     turn: for the actor, two activations of a sleeping breaker.
+//   - Idle: memory and idle CPU of 100,000 idle breakers; Idle1M: of
+//     1,000,000 (actor and gobreaker); IdleAfterTrip: of 1,000,000 actor
+//     breakers that have been through one open, half-open, closed cycle;
+//     IdleOpen: of 100,000 open breakers, their retry timers armed.
 //
 // Configuration, the same for every implementation: trip after
 // tripAfter consecutive failures (1 for OpenRejection), stay open for an hour,
