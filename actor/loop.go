@@ -145,7 +145,9 @@ import (
 // executor serves after its own before it hands the loop to a fresh
 // goroutine. Serving a few inline is cheaper than a goroutine (those
 // callers are waiting anyway); the bound keeps a caller from working for
-// others for long under a storm of failures.
+// others for long under a storm of failures. Measured with mixed traffic
+// from 16 goroutines on 2 CPUs (a shared, noisy machine): handing over at
+// once (0) cost 155-173 ns/op, 8 cost 45-115, 64 cost 112-119.
 const serveOthers = 8
 
 // post hands req to the loop. If the breaker was idle, the calling goroutine
