@@ -23,6 +23,8 @@ var breakerFrames = []string{
 	"circuitbreaker/actor.(*Breaker).run(",
 	"circuitbreaker/actor.(*logQueue).drain(",
 	"circuitbreaker/actor.(*Breaker).fire(",
+	"circuitbreaker/actor.(*Breaker).arm.func",                                 // a timer's function, not yet in fire
+	"created by github.com/circuitbreaker-go/circuitbreaker/actor.(*Breaker).", // started, not yet running (gowrap)
 }
 
 // breakerGoroutines counts the goroutines that run breaker code of their own.
