@@ -83,7 +83,7 @@ func windowStep(size time.Duration) (step time.Duration, n int64) {
 	}
 	for k := time.Duration(10); ; k++ {
 		step = size / k
-		if 10*(step+size%step) <= size {
+		if step+size%step <= size/10 {
 			return step, int64(size / step)
 		}
 	}
