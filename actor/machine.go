@@ -97,7 +97,10 @@ func (m *machine) needsTime(t ticket, o Outcome) bool {
 	switch m.state {
 	case StateClosed:
 		if m.window != nil {
-			return o == Success || o == Failure // placed in the window
+			// Placed in the window: a failure by the clock, a success in the
+			// current bucket if there is one (a success that ends a run of
+			// failures, say).
+			return o == Failure || (o == Success && !m.window.live())
 		}
 		return o == Failure && m.allowedFails > 0 && m.failures+1 >= m.allowedFails
 	case StateDisabled:
@@ -145,8 +148,12 @@ func (m *machine) settle(now time.Time, t ticket, o Outcome, openFor time.Durati
 	switch o {
 	case Success:
 		m.failures = 0
-		if m.window != nil {
-			m.setDeadline(m.window.success(now))
+		switch {
+		case m.window == nil:
+		case now.IsZero(): // needsTime found the bucket live
+			m.window.successNow()
+		default:
+			m.window.success(now)
 		}
 	case Failure:
 		m.failures++
@@ -154,11 +161,9 @@ func (m *machine) settle(now time.Time, t ticket, o Outcome, openFor time.Durati
 			return true, m.open(now, m.openPeriod(openFor), consecutiveFailures(m.failures))
 		}
 		if m.window != nil {
-			failures, total, ends := m.window.failure(now)
-			if m.rate.trips(failures, total) {
+			if failures, total := m.window.failure(now); m.rate.trips(failures, total) {
 				return true, m.open(now, m.openPeriod(openFor), m.rate.reason(failures, total))
 			}
-			m.setDeadline(ends)
 		}
 	}
 	return true, nil
@@ -177,11 +182,6 @@ func (m *machine) timerFired() (*Event, bool) {
 		// The next retry period starts when the probe was due, so that the
 		// schedule does not drift with how late the loop ran.
 		return m.open(due, m.openPeriod(0), fmt.Sprintf("probe not reported within %v", m.probeTimeout)), true
-	case m.state == StateClosed && m.window != nil:
-		// The current bucket ended: the next outcome goes through the loop,
-		// which places it by the clock. No timer until then.
-		m.window.withdraw()
-		m.setDeadline(time.Time{})
 	}
 	return nil, false
 }
@@ -216,7 +216,6 @@ func (m *machine) control(now time.Time, op controlOp, reason string) *Event {
 			if m.rate != nil {
 				m.dropWindow()
 				m.window = newWindow(m.rate, m.clock)
-				m.setDeadline(time.Time{})
 			}
 			return nil
 		}
@@ -318,11 +317,7 @@ func (m *machine) setDeadline(d time.Time) {
 
 // snapshot returns the state to publish, with its derived fields.
 func (m *machine) snapshot() snapshot {
-	s := snapshot{state: m.state, gen: m.gen, failures: m.failures, probeOut: m.probeOut, refusal: m.refusal, window: m.window}
-	if m.state != StateClosed {
-		s.deadline = m.deadline // closed: only the window's step, which callers do not need
-	}
-	return derive(s)
+	return derive(snapshot{state: m.state, gen: m.gen, failures: m.failures, probeOut: m.probeOut, deadline: m.deadline, refusal: m.refusal, window: m.window})
 }
 
 // derive fills in a snapshot's derived fields. A disabled breaker grants

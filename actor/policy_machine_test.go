@@ -36,10 +36,21 @@ func newDriver(t *testing.T, opts ...Option) *driver {
 }
 
 // advance moves time forward by d, firing the machine's timer each time it
-// is due on the way, at its due time.
+// is due on the way, at its due time, and ending the window's current bucket
+// at its end, as the bucket's own timer does.
 func (d *driver) advance(by time.Duration) {
 	end := d.now.Add(by)
-	for !d.m.deadline.IsZero() && !d.m.deadline.After(end) {
+	for {
+		if w := d.m.window; w != nil {
+			if b := w.cur.Load(); b != nil && !b.ends.After(end) {
+				d.now = b.ends
+				w.expire(b)
+				continue
+			}
+		}
+		if d.m.deadline.IsZero() || d.m.deadline.After(end) {
+			break
+		}
 		d.now = d.m.deadline
 		if ev, _ := d.m.timerFired(); ev != nil {
 			d.events = append(d.events, *ev)
@@ -254,23 +265,24 @@ func TestMachineWindowPerGeneration(t *testing.T) {
 }
 
 // Successes take the fast path while a bucket is current; the first outcome
-// after a bucket ends (and after a quiet spell) goes through the machine,
-// and a quiet breaker keeps no timer.
+// after a bucket ends (and after a quiet spell) goes through the machine.
+// The window never needs the loop's timer.
 func TestMachineWindowFastPathAndQuiet(t *testing.T) {
 	d := newDriver(t, WithFailureRate(0.5, 1, 10*time.Second))
-	if !d.m.deadline.IsZero() {
-		t.Fatal("a fresh window wants a timer")
-	}
 	d.outcomes(Success, 5)
 	if d.fast != 4 {
 		t.Fatalf("fast successes %d, want 4: the first places the bucket, the rest add to it", d.fast)
 	}
-	if want := t0.Add(time.Second); !d.m.deadline.Equal(want) {
-		t.Fatalf("deadline %v, want the bucket's end %v", d.m.deadline, want)
+	b := d.m.window.cur.Load()
+	if want := t0.Add(time.Second); b == nil || !b.ends.Equal(want) {
+		t.Fatalf("current bucket %+v, want one ending at %v", b, want)
 	}
-	d.advance(time.Second) // the bucket ends: withdrawn, no timer until the next outcome
-	if !d.m.deadline.IsZero() || d.m.snapshot().window.cur.Load() != nil {
-		t.Fatal("the bucket was not withdrawn at its end, or a quiet window keeps a timer")
+	d.advance(time.Second) // the bucket ends: withdrawn
+	if s := d.m.snapshot(); s.window.cur.Load() != nil {
+		t.Fatal("the bucket was not withdrawn at its end")
+	}
+	if !d.m.deadline.IsZero() {
+		t.Fatal("a closed breaker with a window wants the loop's timer")
 	}
 	d.advance(time.Hour)
 	d.outcomes(Success, 2)

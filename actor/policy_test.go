@@ -41,12 +41,14 @@ func TestFailureRateTrips(t *testing.T) {
 }
 
 // With a mock clock, a success reported after the clock passed its bucket's
-// end never lands in that bucket, whether or not the loop has handled its
-// timer yet: the bucket's ticker tells the caller at once.
+// end never lands in that bucket, whether or not the bucket's timer has run
+// yet (a mock runs it on a goroutine of its own): the bucket's ticker tells
+// the caller at once.
 func TestWindowBucketEndSeenAtOnce(t *testing.T) {
 	mock := clock.NewMock()
 	w := newWindow(newRateRule(1, 1, 10*time.Second), mock)
 	w.success(mock.Now())
+	b := w.cur.Load()
 	if !w.addSuccess() {
 		t.Fatal("the fast path refused a success in the current bucket")
 	}
@@ -58,12 +60,27 @@ func TestWindowBucketEndSeenAtOnce(t *testing.T) {
 	if w.addSuccess() {
 		t.Fatal("the fast path took a success after the bucket's end")
 	}
-	if got := w.cur.Load().successes.Load(); got != 3 {
+	if got := b.successes.Load(); got != 3 {
 		t.Fatalf("bucket holds %d successes, want 3", got)
 	}
 	w.withdraw()
 	if w.addSuccess() {
 		t.Fatal("the fast path took a success with no bucket current")
+	}
+}
+
+// The bucket's timer withdraws it at its end, without the loop.
+func TestWindowTimerWithdrawsBucket(t *testing.T) {
+	mock := clock.NewMock()
+	w := newWindow(newRateRule(1, 1, 10*time.Second), mock)
+	w.success(mock.Now())
+	mock.Add(time.Second)
+	deadline := time.Now().Add(guard)
+	for w.cur.Load() != nil { // the mock runs the timer's function on a goroutine of its own
+		if time.Now().After(deadline) {
+			t.Fatalf("the bucket was not withdrawn within %v of its end", guard)
+		}
+		runtime.Gosched()
 	}
 }
 

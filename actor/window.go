@@ -18,15 +18,19 @@ import (
 // never reads it. Instead the current bucket is published with the time it
 // ends, and two things end it:
 //
-//   - the loop's own timer (the machine's deadline while closed), armed for
-//     the bucket's end while traffic flows: when it fires the loop withdraws
-//     the bucket, and the next outcome goes through the loop, which reads the
-//     clock and publishes the bucket of that moment. That is one trip through
-//     the loop per step per breaker with traffic (at most ten a window), and
-//     none at all for a breaker without traffic: after a quiet step there is
-//     no timer, so an idle breaker keeps nothing armed and can sleep. On the
-//     real clock the bucket is withdrawn within the timer's latency
-//     (microseconds); a success in that gap counts in the bucket just ended.
+//   - a timer of the breaker's clock (clock.AfterFunc), armed for the
+//     bucket's end when the loop publishes it: it withdraws the bucket (one
+//     compare-and-swap; the loop is not involved), and the next outcome goes
+//     through the loop, which reads the clock and publishes the bucket of
+//     that moment. That is one trip through the loop per step per breaker
+//     with traffic (at most ten a window), and none at all for a breaker
+//     without traffic: after a quiet step nothing is armed, so an idle
+//     breaker can sleep. The timer is not the loop's: a loop that waits on a
+//     timer as well as on its requests pays for it on every wake-up (about
+//     60ns a failure on the real clock), and the loop would have to stay
+//     awake for a breaker with traffic. On the real clock the bucket is
+//     withdrawn within the timer's latency (microseconds); a success in that
+//     gap counts in the bucket just ended.
 //   - on clocks whose tickers deliver into a buffered channel (the mock clock
 //     of tests, and Go's real timers under GODEBUG asynctimerchan=1) a ticker
 //     armed for the bucket's end, which no one receives from: the clock fills
@@ -114,10 +118,12 @@ type bucket struct {
 	successes atomic.Uint64 // added by callers (and the loop)
 	failures  uint64        // owned by the loop
 
-	// endc fills when the clock passes the bucket's end (see the file
-	// comment); nil on clocks that cannot tell.
-	endc <-chan time.Time
-	end  *clock.Ticker
+	// Set by the loop before it publishes the bucket, then read-only but for
+	// timer (the loop's):
+	ends   time.Time
+	endc   <-chan time.Time // fills when the clock passes ends (see the file comment); nil on clocks that cannot tell
+	ticker *clock.Ticker    // endc's
+	timer  *clock.Timer     // withdraws the bucket at ends; owned by the loop
 }
 
 func newWindow(rule *rateRule, clk clock.Clock) *window {
@@ -139,18 +145,33 @@ func (w *window) addSuccess() bool {
 	return true
 }
 
-// success places a success at now (loop only) and returns when the current
-// bucket ends: the loop's timer.
-func (w *window) success(now time.Time) time.Time {
+// live reports whether a success can go to the current bucket without the
+// time.
+func (w *window) live() bool {
+	b := w.cur.Load()
+	return b != nil && len(b.endc) == 0
+}
+
+// successNow places a success in the current bucket, for the loop when live
+// said so: it costs no clock read. If the bucket's timer withdrew it since
+// (the clock passed its end a moment ago), the success counts in it all the
+// same: live was true an instant before.
+func (w *window) successNow() {
+	if !w.addSuccess() {
+		w.ring[w.latest%w.rule.buckets].successes.Add(1)
+	}
+}
+
+// success places a success at now (loop only).
+func (w *window) success(now time.Time) {
 	b := w.bucketAt(now)
 	b.successes.Add(1)
-	return w.publish(b, now)
+	w.publish(b, now)
 }
 
 // failure places a failure at now (loop only), and returns the failures and
-// the outcomes counted over the window that ends at now, and when the
-// current bucket ends.
-func (w *window) failure(now time.Time) (failures, total uint64, ends time.Time) {
+// the outcomes counted over the window that ends at now.
+func (w *window) failure(now time.Time) (failures, total uint64) {
 	b := w.bucketAt(now)
 	b.failures++
 	w.lastFailure.Store(now.UnixNano())
@@ -160,7 +181,8 @@ func (w *window) failure(now time.Time) (failures, total uint64, ends time.Time)
 			total += c.failures + c.successes.Load()
 		}
 	}
-	return failures, total, w.publish(b, now)
+	w.publish(b, now)
+	return failures, total
 }
 
 // trips reports whether failures out of total trip the rule.
@@ -190,45 +212,66 @@ func (w *window) bucketAt(now time.Time) *bucket {
 	if b := *slot; b != nil && b.epoch == e {
 		return b
 	}
-	b := &bucket{epoch: e}
+	b := &bucket{epoch: e, ends: w.origin.Add(time.Duration(e+1) * w.rule.step)}
 	*slot, w.latest = b, e
 	return b
 }
 
-// endOf returns when bucket b ends.
-func (w *window) endOf(b *bucket) time.Time {
-	return w.origin.Add(time.Duration(b.epoch+1) * w.rule.step)
-}
-
-// publish makes b the bucket callers add to, and returns when it ends.
-func (w *window) publish(b *bucket, now time.Time) time.Time {
-	end := w.endOf(b)
+// publish makes b the bucket callers add to, until it ends.
+func (w *window) publish(b *bucket, now time.Time) {
 	if w.cur.Load() == b {
-		return end
+		return
 	}
 	w.withdraw()
-	if b.endc == nil && w.clock != nil && w.rule.signals >= 0 && end.After(now) {
-		t := w.clock.Ticker(end.Sub(now))
+	if !b.ends.After(now) || w.clock == nil {
+		// Already over (a clock stepped back made b the newest), or no
+		// clock (machine tests end buckets by hand): not published, so
+		// the next outcome comes to the loop again.
+		if w.clock == nil {
+			w.cur.Store(b)
+		}
+		return
+	}
+	d := b.ends.Sub(now)
+	if b.endc == nil && w.rule.signals >= 0 {
+		// A ticker, not a timer: creating a mock timer fires the timers
+		// due at that moment, which races with a concurrent Add firing
+		// them too. It is stopped when the bucket is withdrawn.
+		t := w.clock.Ticker(d)
 		switch {
 		case cap(t.C) == 0: // Go's real timers: len is always 0
 			t.Stop()
 			w.rule.signals = -1
 		default:
 			w.rule.signals = 1
-			b.endc, b.end = t.C, t
+			b.endc, b.ticker = t.C, t
 		}
 	}
 	w.cur.Store(b)
-	return end
+	b.timer = w.clock.AfterFunc(d, func() { w.expire(b) })
+}
+
+// expire withdraws b if it is still the current bucket: the clock passed its
+// end. It runs on the clock's timer goroutine, never the loop's.
+func (w *window) expire(b *bucket) {
+	if w.cur.CompareAndSwap(b, nil) && b.ticker != nil {
+		b.ticker.Stop()
+	}
 }
 
 // withdraw stops callers adding to the current bucket: the next outcome
-// goes through the loop. The loop calls it when the bucket ends, and when
-// the window is dropped.
+// goes through the loop. The loop calls it when it publishes another bucket
+// and when it drops the window.
 func (w *window) withdraw() {
-	if b := w.cur.Swap(nil); b != nil && b.end != nil {
-		b.end.Stop()
-		b.end = nil // endc stays: a caller holding b still sees the end
+	b := w.cur.Swap(nil)
+	if b == nil {
+		return
+	}
+	if b.ticker != nil {
+		b.ticker.Stop() // endc stays: a caller still holding b sees the end
+	}
+	if b.timer != nil {
+		b.timer.Stop()
 	}
 }
 
