@@ -827,3 +827,27 @@ func TestGroupChurn(t *testing.T) {
 	t.Logf("%d calls, %d refused, %d ErrGroupFull, %d breakers made, %d members at the end",
 		called.Load()+granted.Load(), refused.Load(), full.Load(), breakers, tg.Len())
 }
+
+// A Get that found a member in the index just before it was dropped may put
+// it in the front cache after the drop emptied its slot: the cache must not
+// hand it out.
+func TestGroupFrontCacheIgnoresDroppedMembers(t *testing.T) {
+	tg := newTestGroup[string](t)
+	old := tg.get(t, "k")
+	slot := tg.front.slot("k")
+	m := slot.Load()
+	if m == nil {
+		tg.get(t, "k") // the first Get made it; this one finds it in the index
+		if m = slot.Load(); m == nil {
+			t.Fatal("a Get of a present key did not fill its empty slot")
+		}
+	}
+	tg.Remove("k")
+	if slot.Load() != nil {
+		t.Fatal("Remove left the member in the front cache")
+	}
+	slot.Store(m) // the late refill
+	if b := tg.get(t, "k"); b == old {
+		t.Fatal("Get returned the removed breaker from the front cache")
+	}
+}
