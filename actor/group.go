@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -619,7 +620,14 @@ func (g *Group[K]) sweep(seq uint64) {
 			g.sweepMember(g.members[i], cur)
 			i--
 		}
+		// Run the chunk's dropped hooks now, rather than leave a backlog
+		// for the next Get that makes a breaker to run.
+		g.deliverLocked()
 		g.mu.Unlock()
+		// Let a Get that waits for mu (to make a breaker) in before the next
+		// chunk: a running goroutine that locks again right away usually
+		// wins against the waiter it just woke.
+		runtime.Gosched()
 		g.mu.Lock()
 	}
 	g.sweeping = false
