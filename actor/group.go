@@ -167,9 +167,9 @@ type Group[K comparable] struct {
 	// The hit path: read without mu.
 	front   *frontCache[K] // string keys only: a direct-mapped cache in front of index; nil otherwise
 	index   sync.Map       // K -> *member[K]; written under mu
-	epoch   atomic.Uint32 // advanced by the sweeper, at the start of each sweep
-	n       atomic.Int64  // len(members), for Len
-	stopped atomic.Bool   // set under mu by Stop
+	epoch   atomic.Uint32  // advanced by the sweeper, at the start of each sweep
+	n       atomic.Int64   // len(members), for Len
+	stopped atomic.Bool    // set under mu by Stop
 
 	// Event subscribers, read by breaker loops without any lock (see offer).
 	subs atomic.Pointer[[]*groupSub[K]] // copy on write, under mu
