@@ -146,6 +146,7 @@ type Breaker struct {
 	classifier classifier
 	slowCall   time.Duration // policy: WithSlowCall; 0: off
 	stepHook   func()        // tests only: run by the loop before each step; nil otherwise
+	onEvent    func(Event)   // a Group's hook: called by the loop with every transition; nil otherwise
 
 	// snap is written only by the loop (after every step that changes
 	// something) and read by callers: the lock-free fast path.
@@ -209,6 +210,7 @@ func New(opts ...Option) (*Breaker, error) {
 		classifier: o.classifier(),
 		slowCall:   o.slowCall, // policy:
 		stepHook:   o.stepHook,
+		onEvent:    o.onEvent,
 		reqc:       make(chan *request),
 		done:       make(chan struct{}),
 	}

@@ -576,3 +576,27 @@ func TestStressFailureRate(t *testing.T) {
 		})
 	}
 }
+
+// A group may not drop a breaker with a failure in its failure-rate window,
+// even with no consecutive failures (semantic 20); once the failure is older
+// than the window, it may.
+func TestIdleHealthyWithWindowFailures(t *testing.T) {
+	b, mock := start(t, WithFailureRate(0.9, 100, 10*time.Second))
+	if !b.idleHealthy() {
+		t.Fatal("a fresh breaker is not idle and healthy")
+	}
+	report(t, b, Failure)
+	report(t, b, Success)
+	wantCounts(t, b, Counts{Requests: 2, Successes: 1, Failures: 1})
+	if b.idleHealthy() {
+		t.Fatal("a breaker with a failure in its window counts as idle and healthy")
+	}
+	mock.Add(10*time.Second - time.Nanosecond)
+	if b.idleHealthy() {
+		t.Fatal("the failure left the window early")
+	}
+	mock.Add(time.Nanosecond)
+	if !b.idleHealthy() {
+		t.Fatal("a failure a window old still keeps the breaker")
+	}
+}

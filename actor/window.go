@@ -2,6 +2,7 @@ package actor
 
 import (
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -103,7 +104,7 @@ type window struct {
 	// and after each bucket's end).
 	cur atomic.Pointer[bucket]
 	// lastFailure is the breaker clock's time (UnixNano) of the latest
-	// failure, or 0: written by the loop, read by windowFailures.
+	// failure, or noFailure: written by the loop, read by windowFailures.
 	lastFailure atomic.Int64
 
 	// Owned by the loop:
@@ -126,8 +127,14 @@ type bucket struct {
 	timer  *clock.Timer     // withdraws the bucket at ends; owned by the loop
 }
 
+// noFailure is lastFailure before the first failure. Not 0: that is when a
+// mock clock starts.
+const noFailure = math.MinInt64
+
 func newWindow(rule *rateRule, clk clock.Clock) *window {
-	return &window{rule: rule, clock: clk}
+	w := &window{rule: rule, clock: clk}
+	w.lastFailure.Store(noFailure)
+	return w
 }
 
 // addSuccess is the fast path: it adds a success to the current bucket and
@@ -282,7 +289,7 @@ func (w *window) failedWithin(now time.Time) bool {
 		return false
 	}
 	last := w.lastFailure.Load()
-	return last != 0 && now.UnixNano()-last < int64(w.rule.size)
+	return last != noFailure && now.UnixNano()-last < int64(w.rule.size)
 }
 
 // windowFailures reports whether the failure-rate window (if any) holds a
