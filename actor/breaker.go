@@ -317,11 +317,21 @@ type ticket struct {
 // there is no permit and nothing to report. A nil ctx is treated as
 // context.Background().
 func (b *Breaker) Permit(ctx context.Context) (*Permit, error) {
-	t, err := b.acquire(ctx)
+	// Small enough to inline, so that a caller that keeps the permit to
+	// itself (httpbreaker's RoundTrip, say) holds it on its stack instead
+	// of allocating it.
+	return (&Permit{b: b}).grant(ctx)
+}
+
+// grant asks p's breaker for p's ticket: p when granted, nil and the refusal
+// otherwise.
+func (p *Permit) grant(ctx context.Context) (*Permit, error) {
+	t, err := p.b.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &Permit{b: b, t: t}, nil
+	p.t = t
+	return p, nil
 }
 
 // Probe reports whether p is the half-open probe, the one permit whose
