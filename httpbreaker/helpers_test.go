@@ -3,6 +3,7 @@ package httpbreaker
 import (
 	"context"
 	"io"
+	"log"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -157,4 +158,10 @@ func waitFor[T any](t *testing.T, c <-chan T, what string) T {
 		t.Fatalf("timed out waiting for %s", what)
 		panic("unreachable")
 	}
+}
+
+// slogDiscard is a *log.Logger that drops everything, for http.Server's
+// ErrorLog.
+func slogDiscard() *log.Logger {
+	return slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)
 }
