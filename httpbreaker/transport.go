@@ -8,7 +8,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/benbjohnson/clock"
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
 )
 
@@ -32,7 +31,7 @@ type Transport struct {
 	// Immutable after NewTransport:
 	next          http.RoundTripper
 	group         *actor.Group[string]
-	clock         clock.Clock                               // the breakers' clock, for Retry-After dates
+	now           func() time.Time                          // the breakers' clock, for Retry-After dates
 	key           func(*http.Request) string                // nil: HostKey through keys
 	classify      func(*http.Response, error) actor.Outcome // nil: Classify
 	maxRetryAfter time.Duration                             // 0: Retry-After not honoured
@@ -61,13 +60,18 @@ func NewTransport(next http.RoundTripper, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
+	now, err := clockNow(c.groupOpts)
+	if err != nil {
+		g.Stop()
+		return nil, err
+	}
 	if next == nil {
 		next = http.DefaultTransport
 	}
 	return &Transport{
 		next:          next,
 		group:         g,
-		clock:         groupClock(g),
+		now:           now,
 		key:           c.key,
 		classify:      c.classify,
 		maxRetryAfter: c.maxRetryAfter,
@@ -142,7 +146,7 @@ func (t *Transport) retryAfter(o actor.Outcome, resp *http.Response) time.Durati
 		(resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) {
 		return 0
 	}
-	return min(parseRetryAfter(resp.Header.Get("Retry-After"), t.clock.Now), t.maxRetryAfter)
+	return min(parseRetryAfter(resp.Header.Get("Retry-After"), t.now), t.maxRetryAfter)
 }
 
 func (t *Transport) failed(key string, err error) error {
@@ -211,9 +215,4 @@ func logger(l *slog.Logger) *slog.Logger {
 		return l
 	}
 	return slog.Default()
-}
-
-// groupClock returns the clock of g's breakers.
-func groupClock(g *actor.Group[string]) clock.Clock {
-	return g.Clock()
 }
