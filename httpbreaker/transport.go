@@ -48,9 +48,8 @@ var (
 )
 
 // NewTransport returns a Transport that sends requests through next;
-// a nil next means http.DefaultTransport. Invalid options (nil ones too, and
-// ones that apply only to NewMiddleware) make it return nil and an error
-// wrapping actor.ErrInvalid.
+// a nil next means http.DefaultTransport. Invalid options (nil ones too)
+// make it return nil and an error wrapping actor.ErrInvalid.
 func NewTransport(next http.RoundTripper, opts ...Option) (*Transport, error) {
 	c, err := buildConfig(transportSide, opts)
 	if err != nil {
