@@ -380,16 +380,25 @@ func TestMiddlewareWriterKeepsItsPowers(t *testing.T) {
 	mux.Handle("GET /copy", m.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(w, strings.NewReader("copied")) // through ReadFrom
 	})))
-	srv, client := serve(t, mux)
+	// A hijacked response reaches the client before the handler returns and
+	// the middleware reports: wait for the handler to finish.
+	finished := make(chan struct{}, 1) // buffered: the server never waits for the test
+	srv, client := serve(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mux.ServeHTTP(w, r)
+		finished <- struct{}{}
+	}))
 	if status, body, err := get(t, client, srv.URL+"/flush"); err != nil || status != 200 || body != "part one;part two" {
 		t.Fatalf("/flush: %d %q %v", status, body, err)
 	}
+	waitFor(t, finished, "the flushing handler to finish")
 	if status, body, err := get(t, client, srv.URL+"/hijack"); err != nil || status != 200 || body != "hijacked" {
 		t.Fatalf("/hijack: %d %q %v", status, body, err)
 	}
+	waitFor(t, finished, "the hijacking handler to finish")
 	if status, body, err := get(t, client, srv.URL+"/copy"); err != nil || status != 200 || body != "copied" {
 		t.Fatalf("/copy: %d %q %v", status, body, err)
 	}
+	waitFor(t, finished, "the copying handler to finish")
 	for _, key := range []string{"GET /flush", "GET /hijack", "GET /copy"} {
 		assertCounted(t, breakerOf(t, m.Group(), key), actor.Success)
 	}
