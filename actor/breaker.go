@@ -324,13 +324,22 @@ type ticket struct {
 // there is no permit and nothing to report. A nil ctx is treated as
 // context.Background().
 func (b *Breaker) Permit(ctx context.Context) (*Permit, error) {
-	t, err := b.acquire(ctx)
+	// Small enough to inline, so that a caller that keeps the permit to
+	// itself (httpbreaker's RoundTrip, say) holds it on its stack instead
+	// of allocating it.
+	return (&Permit{b: b}).grant(ctx)
+}
+
+// grant asks p's breaker for p's ticket: p when granted, nil and the refusal
+// otherwise.
+func (p *Permit) grant(ctx context.Context) (*Permit, error) {
+	t, err := p.b.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	p := &Permit{b: b, t: t}
-	if b.slowCall > 0 { // policy: WithSlowCall times the permit
-		p.granted = b.clock.Now()
+	p.t = t
+	if p.b.slowCall > 0 { // policy: WithSlowCall times the permit
+		p.granted = p.b.clock.Now()
 	}
 	return p, nil
 }
