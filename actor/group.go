@@ -321,6 +321,17 @@ func applyGroupOption(opt GroupOption, o *groupOptions, i, n int) (err error) {
 
 func (g *Group[K]) usable() bool { return g != nil && g.done != nil }
 
+// Clock returns the clock the group's sweeper and all its breakers run on:
+// the one given with [WithClock], else the real clock. Integrations use it
+// to read times against the breakers' clock (an HTTP Retry-After date, say).
+// A nil Group returns nil.
+func (g *Group[K]) Clock() clock.Clock {
+	if !g.usable() {
+		return nil
+	}
+	return g.clock
+}
+
 // Get returns the breaker of key, making it if the key has none. Every
 // caller gets the same breaker until the group drops it (idle, evicted for
 // the cap, [Group.Remove] or [Group.Stop]); then Get makes a fresh one. A

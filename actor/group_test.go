@@ -854,3 +854,19 @@ func TestGroupFrontCacheIgnoresDroppedMembers(t *testing.T) {
 		t.Fatal("Get returned the removed breaker from the front cache")
 	}
 }
+
+func TestGroupClockIsTheBreakersClock(t *testing.T) {
+	mock := clock.NewMock()
+	g, err := NewGroup[string](WithClock(mock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Stop()
+	if g.Clock() != clock.Clock(mock) {
+		t.Fatalf("Clock() = %v, want the mock given with WithClock", g.Clock())
+	}
+	var nilGroup *Group[string]
+	if nilGroup.Clock() != nil {
+		t.Fatal("nil Group's Clock() != nil")
+	}
+}

@@ -59,18 +59,13 @@ func NewTransport(next http.RoundTripper, opts ...Option) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
-	now, err := clockNow(c.groupOpts)
-	if err != nil {
-		g.Stop()
-		return nil, err
-	}
 	if next == nil {
 		next = http.DefaultTransport
 	}
 	return &Transport{
 		next:          next,
 		group:         g,
-		now:           now,
+		now:           g.Clock().Now, // Retry-After dates are read on the breakers' clock
 		key:           c.key,
 		classify:      c.classify,
 		maxRetryAfter: c.maxRetryAfter,
