@@ -44,10 +44,12 @@ func InstrumentBreaker(b *actor.Breaker, mp metric.MeterProvider, opts ...Option
 
 	events, cancel := b.Subscribe()
 	done := make(chan struct{}) // closed by the counting goroutine when it ends
+	counted := testHookCounted
 	go func() {
 		defer close(done)
 		for ev := range events { // closed by cancel, or by b.Stop
 			in.transitions.Add(context.Background(), 1, metric.WithAttributeSet(s.transitionSet(ev)))
+			counted()
 		}
 	}()
 

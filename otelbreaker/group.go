@@ -68,11 +68,13 @@ func InstrumentGroup[K comparable](g *actor.Group[K], mp metric.MeterProvider, o
 	cancelWatch := g.Watch(gi.made, gi.dropped)
 
 	done := make(chan struct{}) // closed by the counting goroutine when it ends
+	counted := testHookCounted
 	go func() {
 		defer close(done)
 		for ev := range events { // closed by cancelEvents, or by g.Stop
 			s := gi.transitionSeries(ev.Key, ev.Breaker)
 			in.transitions.Add(context.Background(), 1, metric.WithAttributeSet(s.transitionSet(ev.Event)))
+			counted()
 		}
 	}()
 

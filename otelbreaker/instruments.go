@@ -123,3 +123,7 @@ func (s *series) observeCalls(o metric.Observer, in *instruments, t tally) {
 func (s *series) transitionSet(ev actor.Event) attribute.Set {
 	return s.set(keyFrom.String(ev.From.String()), keyTo.String(ev.To.String()))
 }
+
+// testHookCounted is called by a counting goroutine after it counted a
+// transition, so that tests can wait for it; read when the goroutine starts.
+var testHookCounted = func() {}

@@ -86,7 +86,7 @@ func WithAttributes(attrs ...attribute.KeyValue) Option {
 				return invalid("WithAttributes: %s is set by otelbreaker", kv.Key)
 			}
 			if !kv.Valid() {
-				return invalid("WithAttributes: attribute %q is not valid", kv.Key)
+				return invalid("WithAttributes: an attribute without a key")
 			}
 		}
 		o.attrs = attrs
