@@ -82,7 +82,7 @@ func TestInstrumentBreakerStop(t *testing.T) {
 		t.Fatalf("calls before stop: %v", c[CallsInstrument])
 	}
 	stop()
-	stop() // idempotent
+	stop()                  // idempotent
 	calls(t, b, 1, errBoom) // trips it: nobody counts the transition any more
 	c := collect(t, r)
 	c.wantNone(t, StateInstrument, "db")
