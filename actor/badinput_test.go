@@ -101,15 +101,15 @@ func TestOddButValidOptions(t *testing.T) {
 		noEvent(t, events)
 		report(t, b, Failure)
 		expectTransition(t, events, StateClosed, StateOpen)
-		if oe := refused(t, b); oe.RetryAfter != time.Second {
-			t.Fatalf("RetryAfter = %v, want the last retry timer 1s", oe.RetryAfter)
+		if oe := refused(t, b); oe.RetryAfter() != time.Second {
+			t.Fatalf("RetryAfter = %v, want the last retry timer 1s", oe.RetryAfter())
 		}
 		// The probe timeout defaults to the last retry timer.
 		mock.Add(time.Second)
 		expectTransition(t, events, StateOpen, StateHalfOpen)
 		permit(t, b)
-		if oe := refused(t, b); oe.RetryAfter != time.Second {
-			t.Fatalf("probe deadline in %v, want the last retry timer 1s", oe.RetryAfter)
+		if oe := refused(t, b); oe.RetryAfter() != time.Second {
+			t.Fatalf("probe deadline in %v, want the last retry timer 1s", oe.RetryAfter())
 		}
 	})
 
@@ -125,8 +125,8 @@ func TestOddButValidOptions(t *testing.T) {
 		events := subscribe(t, b)
 		halfOpen(t, b, mock, events, time.Second)
 		permit(t, b)
-		if oe := refused(t, b); oe.RetryAfter != 3*time.Second {
-			t.Fatalf("probe deadline in %v, want 3s", oe.RetryAfter)
+		if oe := refused(t, b); oe.RetryAfter() != 3*time.Second {
+			t.Fatalf("probe deadline in %v, want 3s", oe.RetryAfter())
 		}
 	})
 
@@ -156,12 +156,12 @@ func TestHugeDurations(t *testing.T) {
 		b, mock := start(t, WithRetryTimer(huge), WithProbeTimeout(huge))
 		events := subscribe(t, b)
 		trip(t, b, events, 3)
-		if oe := refused(t, b); oe.RetryAfter != huge {
-			t.Fatalf("RetryAfter = %v, want %v", oe.RetryAfter, huge)
+		if oe := refused(t, b); oe.RetryAfter() != huge {
+			t.Fatalf("RetryAfter = %v, want %v", oe.RetryAfter(), huge)
 		}
 		mock.Add(100 * 365 * 24 * time.Hour)
-		if oe := refused(t, b); oe.RetryAfter != huge-100*365*24*time.Hour {
-			t.Fatalf("RetryAfter a century later = %v", oe.RetryAfter)
+		if oe := refused(t, b); oe.RetryAfter() != huge-100*365*24*time.Hour {
+			t.Fatalf("RetryAfter a century later = %v", oe.RetryAfter())
 		}
 		noEvent(t, events)
 		wantState(t, b, StateOpen)
@@ -176,8 +176,8 @@ func TestHugeDurations(t *testing.T) {
 		events := subscribe(t, b)
 		trip(t, b, events, 3)
 		oe := refused(t, b)
-		if oe.RetryAfter <= huge-time.Hour {
-			t.Fatalf("RetryAfter = %v, want about %v", oe.RetryAfter, huge)
+		if oe.RetryAfter() <= huge-time.Hour {
+			t.Fatalf("RetryAfter = %v, want about %v", oe.RetryAfter(), huge)
 		}
 		wantState(t, b, StateOpen)
 	})
@@ -187,12 +187,12 @@ func TestHugeDurations(t *testing.T) {
 		events := subscribe(t, b)
 		halfOpen(t, b, mock, events, time.Second)
 		probe := permit(t, b)
-		if oe := refused(t, b); oe.State != StateHalfOpen || oe.RetryAfter != huge {
+		if oe := refused(t, b); oe.State != StateHalfOpen || oe.RetryAfter() != huge {
 			t.Fatalf("refusal %+v, want half-open, %v", *oe, huge)
 		}
 		mock.Add(time.Hour)
-		if oe := refused(t, b); oe.RetryAfter != huge-time.Hour {
-			t.Fatalf("RetryAfter an hour later = %v", oe.RetryAfter)
+		if oe := refused(t, b); oe.RetryAfter() != huge-time.Hour {
+			t.Fatalf("RetryAfter an hour later = %v", oe.RetryAfter())
 		}
 		noEvent(t, events)
 		probe.Report(nil)
@@ -212,13 +212,13 @@ func TestHugeDurations(t *testing.T) {
 		defer stopWithin(t, b)
 		events := subscribe(t, b)
 		trip(t, b, events, 3)
-		left := refused(t, b).RetryAfter
+		left := refused(t, b).RetryAfter()
 		if want := endOfTime.Sub(mock.Now()); left <= 0 || left > want {
 			t.Fatalf("RetryAfter = %v, want positive and at most the %v left until the end of time", left, want)
 		}
 		mock.Add(time.Hour)
-		if oe := refused(t, b); oe.RetryAfter != left-time.Hour {
-			t.Fatalf("RetryAfter an hour later = %v, want %v", oe.RetryAfter, left-time.Hour)
+		if oe := refused(t, b); oe.RetryAfter() != left-time.Hour {
+			t.Fatalf("RetryAfter an hour later = %v, want %v", oe.RetryAfter(), left-time.Hour)
 		}
 		noEvent(t, events)
 		wantState(t, b, StateOpen)

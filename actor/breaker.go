@@ -12,60 +12,6 @@ import (
 	"github.com/benbjohnson/clock"
 )
 
-// State is the state of a breaker.
-type State int
-
-const (
-	// StateClosed lets calls through and counts consecutive failures.
-	StateClosed State = iota
-	// StateHalfOpen lets a single probe through; its outcome decides.
-	StateHalfOpen
-	// StateOpen refuses every call until the retry timer fires.
-	StateOpen
-)
-
-// String returns "closed", "half-open" or "open".
-func (s State) String() string {
-	switch s {
-	case StateClosed:
-		return "closed"
-	case StateHalfOpen:
-		return "half-open"
-	case StateOpen:
-		return "open"
-	}
-	return "State(" + strconv.Itoa(int(s)) + ")"
-}
-
-// Outcome says how a report is counted.
-type Outcome int
-
-const (
-	// Success ends a run of failures; a successful probe closes the breaker.
-	Success Outcome = iota + 1
-	// Failure extends the run of consecutive failures; a failed probe
-	// re-opens the breaker.
-	Failure
-	// Ignored is neither success nor failure: it changes no state. An ignored
-	// probe leaves the breaker half-open and lets the next permit probe.
-	Ignored
-)
-
-// String returns "success", "failure" or "ignored".
-func (o Outcome) String() string {
-	switch o {
-	case Success:
-		return "success"
-	case Failure:
-		return "failure"
-	case Ignored:
-		return "ignored"
-	}
-	return "Outcome(" + strconv.Itoa(int(o)) + ")"
-}
-
-func (o Outcome) valid() bool { return o >= Success && o <= Ignored }
-
 // Counts are a breaker's statistics, cumulative for its whole life:
 // transitions do not reset them.
 type Counts struct {
@@ -86,6 +32,9 @@ type Event struct {
 	From, To State     // the transition
 	At       time.Time // the breaker clock's time of the transition; for a timer-driven one, when the timer was due
 	Reason   string    // human-readable: "3 consecutive failures", "retry timer elapsed", "probe succeeded", ...
+	// External is true when the transition came from outside the breaker's
+	// own rules and timers: Trip, ForceOpen, Disable or Reset.
+	External bool
 }
 
 var (
@@ -100,29 +49,90 @@ var (
 )
 
 // OpenError is the error of a refused permit. errors.Is(err, ErrOpen) is true
-// for it.
+// for it. Refusals within one open period (or while one probe is out) share
+// one *OpenError: do not modify it.
 type OpenError struct {
 	Breaker string // the breaker's name
-	State   State  // StateOpen, or StateHalfOpen when the probe is out
-	// RetryAfter is the time left on the breaker's clock until the retry timer
-	// fires (open) or the probe's deadline passes (half-open). Never negative.
-	RetryAfter time.Duration
+	State   State  // StateOpen; StateHalfOpen when the probe is out; StateForcedOpen
+	// Until is when the breaker expects to let a call through again, on the
+	// breaker's clock: when the retry timer is due (open) or the probe's
+	// deadline (half-open). Zero when forced open: no timer runs.
+	Until time.Time
+
+	clock  clock.Clock   // the breaker's; nil: time.Now
+	period time.Duration // the open period (or probe timeout) that made the refusal; 0: no cap
 }
 
-// Error says which breaker refused and for how long it expects to.
+// RetryAfter returns how long is left until Until, on the breaker's clock,
+// read when called: never negative, never more than the period that made the
+// refusal (so a clock stepped back does not stretch it), and 0 when Until is
+// zero. An OpenError not made by a breaker measures against time.Now().
+func (e *OpenError) RetryAfter() time.Duration {
+	if e == nil || e.Until.IsZero() {
+		return 0
+	}
+	var d time.Duration
+	if e.clock != nil {
+		d = e.clock.Until(e.Until)
+	} else {
+		d = time.Until(e.Until)
+	}
+	if e.period > 0 && d > e.period {
+		d = e.period
+	}
+	return max(d, 0)
+}
+
+// Error says which breaker refused and until when. It depends only on
+// Breaker, State and Until, so it does not change as time passes.
 func (e *OpenError) Error() string {
 	name := ""
 	if e.Breaker != "" {
 		name = " " + strconv.Quote(e.Breaker)
 	}
-	if e.State == StateHalfOpen {
-		return fmt.Sprintf("circuitbreaker: breaker%s is half-open and its probe is out; retry after %v", name, e.RetryAfter)
+	until := e.Until.Round(0).Format(time.RFC3339Nano)
+	switch e.State {
+	case StateHalfOpen:
+		return fmt.Sprintf("circuitbreaker: breaker%s is half-open and its probe is out until %s", name, until)
+	case StateForcedOpen:
+		return fmt.Sprintf("circuitbreaker: breaker%s is forced open", name)
 	}
-	return fmt.Sprintf("circuitbreaker: breaker%s is open; retry after %v", name, e.RetryAfter)
+	return fmt.Sprintf("circuitbreaker: breaker%s is open until %s", name, until)
 }
 
 // Is reports whether target is ErrOpen.
 func (e *OpenError) Is(target error) bool { return target == ErrOpen }
+
+// RetryAfterError carries a dependency's own word on how long it needs, such
+// as HTTP's Retry-After header. When a reported error (Report, or fn's error
+// in Call) holds one in its chain (errors.As) and counts as a Failure that
+// opens the breaker (a trip, or a failed probe), the breaker stays open for
+// After instead of its retry timer, also when After is shorter; After <= 0
+// changes nothing. The permit-level form is [Permit.ReportRetryAfter].
+type RetryAfterError struct {
+	Err   error         // the error itself, returned by Unwrap
+	After time.Duration // how long the dependency asked callers to wait
+}
+
+// Error returns Err's text with the requested wait.
+func (e *RetryAfterError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("retry after %v", e.After)
+	}
+	return fmt.Sprintf("%v (retry after %v)", e.Err, e.After)
+}
+
+// Unwrap returns Err.
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// retryAfterOf returns the open period err asks for, or 0.
+func retryAfterOf(err error) time.Duration {
+	var ra *RetryAfterError
+	if err != nil && errors.As(err, &ra) && ra.After > 0 {
+		return ra.After
+	}
+	return 0
+}
 
 // A Breaker is a circuit breaker run by its own goroutine. Create it with
 // [New] and release it with [Stop]. All its methods are safe for concurrent
@@ -173,6 +183,7 @@ type snapshot struct {
 	failures uint64 // consecutive failures
 	probeOut bool   // half-open: the probe is granted and not yet reported
 	deadline time.Time
+	refusal  *OpenError // open, or half-open with the probe out: the refusal every caller gets
 	stopped  bool
 
 	// Derived, for the fast path's single test:
@@ -198,7 +209,7 @@ func New(opts ...Option) (*Breaker, error) {
 		reqc:       make(chan *request),
 		done:       make(chan struct{}),
 	}
-	m := newMachine(o.name, o.allowedFails, o.retry, o.probeTimeout)
+	m := newMachine(o.name, o.clock, o.allowedFails, o.retry, o.probeTimeout)
 	first := m.snapshot()
 	b.snap.Store(&first)
 	l := &loop{b: b, m: m, cur: &first}
@@ -331,7 +342,12 @@ func (p *Permit) Report(err error) bool {
 	if !p.reported.CompareAndSwap(false, true) {
 		return false
 	}
-	applied := p.b.settle(p.t, c.outcome)
+	var applied bool
+	if c.outcome == Failure {
+		applied = p.b.settleSlow(p.t, Failure, retryAfterOf(err))
+	} else {
+		applied = p.b.settle(p.t, c.outcome)
+	}
 	if applied {
 		p.b.logClassified(context.Background(), c, err)
 	}
@@ -349,6 +365,25 @@ func (p *Permit) ReportOutcome(o Outcome) bool {
 		return false
 	}
 	return p.b.settle(p.t, o)
+}
+
+// ReportRetryAfter applies o as [Permit.ReportOutcome] does, with the
+// dependency's own word on how long it needs (HTTP's Retry-After, say): if o
+// is a Failure that opens the breaker (a trip, or a failed probe), the
+// breaker stays open for d instead of its retry timer, also when d is
+// shorter, and the refusals' Until says so. d <= 0 makes it ReportOutcome.
+// Cap d yourself if the dependency is not to be trusted with it.
+func (p *Permit) ReportRetryAfter(o Outcome, d time.Duration) bool {
+	if p == nil || p.b == nil || !o.valid() {
+		return false
+	}
+	if !p.reported.CompareAndSwap(false, true) {
+		return false
+	}
+	if o != Failure || d <= 0 {
+		return p.b.settle(p.t, o)
+	}
+	return p.b.settleSlow(p.t, o, d)
 }
 
 // granting returns the published snapshot if it grants permits by itself
@@ -395,9 +430,7 @@ func (b *Breaker) acquireSlow(ctx context.Context) (ticket, error) {
 		return ticket{gen: s.gen}, nil
 	case s.state == StateOpen || s.probeOut:
 		b.counts.rejected.Add(1)
-		// Until, not Now: the real clock then reads only the monotonic
-		// time, the cheaper half of time.Now.
-		return ticket{}, &OpenError{Breaker: b.name, State: s.state, RetryAfter: max(b.clock.Until(s.deadline), 0)}
+		return ticket{}, s.refusal // built by the loop once per open period: no clock read, no allocation
 	}
 	return b.acquireFromLoop(ctx)
 }
@@ -442,10 +475,12 @@ func (b *Breaker) settle(t ticket, o Outcome) bool {
 		b.counts.successes.Add(1)
 		return true
 	}
-	return b.settleSlow(t, o)
+	return b.settleSlow(t, o, 0)
 }
 
-func (b *Breaker) settleSlow(t ticket, o Outcome) bool {
+// settleSlow is settle past the snapshot's clean case; openFor > 0 is the
+// dependency's own open period, used if o opens the breaker.
+func (b *Breaker) settleSlow(t ticket, o Outcome, openFor time.Duration) bool {
 	s := b.snap.Load()
 	if s.stopped || t.gen != s.gen {
 		// Generations only grow and the snapshot is never behind a granted
@@ -458,20 +493,13 @@ func (b *Breaker) settleSlow(t ticket, o Outcome) bool {
 	}
 	req := reports.Get().(*request)
 	defer reports.Put(req)
-	req.ticket, req.outcome = t, o
+	req.ticket, req.outcome, req.openFor = t, o, openFor
 	if !b.send(req) {
 		return false
 	}
 	// The loop took the request; it replies within the same step, also when
 	// it is about to stop, and does not touch req after that.
 	return <-req.reply
-}
-
-func timeLeft(deadline, now time.Time) time.Duration {
-	if d := deadline.Sub(now); d > 0 {
-		return d
-	}
-	return 0
 }
 
 func (b *Breaker) log() *slog.Logger {

@@ -98,33 +98,34 @@ func TestOpenRefusesWithExactRetryAfter(t *testing.T) {
 	trip(t, b, events, 3)
 
 	oe := refused(t, b)
-	if oe.State != StateOpen || oe.RetryAfter != 30*time.Second || oe.Breaker != "test" {
+	if oe.State != StateOpen || oe.RetryAfter() != 30*time.Second || oe.Breaker != "test" {
 		t.Fatalf("refusal = %+v, want open, 30s, breaker test", *oe)
 	}
 	mock.Add(12 * time.Second)
-	if oe := refused(t, b); oe.RetryAfter != 18*time.Second {
-		t.Fatalf("RetryAfter after 12s = %v, want 18s", oe.RetryAfter)
+	if oe := refused(t, b); oe.RetryAfter() != 18*time.Second {
+		t.Fatalf("RetryAfter after 12s = %v, want 18s", oe.RetryAfter())
 	}
 	mock.Add(18*time.Second - time.Nanosecond)
-	if oe := refused(t, b); oe.RetryAfter != time.Nanosecond {
-		t.Fatalf("RetryAfter 1ns before the timer = %v, want 1ns", oe.RetryAfter)
+	if oe := refused(t, b); oe.RetryAfter() != time.Nanosecond {
+		t.Fatalf("RetryAfter 1ns before the timer = %v, want 1ns", oe.RetryAfter())
 	}
 }
 
 func TestOpenErrorMessageAndIs(t *testing.T) {
-	err := error(&OpenError{Breaker: "payments", State: StateOpen, RetryAfter: 5 * time.Second})
+	until := time.Date(2026, 12, 1, 16, 0, 5, 0, time.UTC)
+	err := error(&OpenError{Breaker: "payments", State: StateOpen, Until: until})
 	if !errors.Is(err, ErrOpen) {
 		t.Fatal("errors.Is(*OpenError, ErrOpen) = false")
 	}
 	if errors.Is(err, ErrStopped) {
 		t.Fatal("errors.Is(*OpenError, ErrStopped) = true")
 	}
-	want := `circuitbreaker: breaker "payments" is open; retry after 5s`
+	want := `circuitbreaker: breaker "payments" is open until 2026-12-01T16:00:05Z`
 	if err.Error() != want {
 		t.Fatalf("Error() = %q, want %q", err.Error(), want)
 	}
-	half := &OpenError{State: StateHalfOpen, RetryAfter: time.Second}
-	if want := "circuitbreaker: breaker is half-open and its probe is out; retry after 1s"; half.Error() != want {
+	half := &OpenError{State: StateHalfOpen, Until: until}
+	if want := "circuitbreaker: breaker is half-open and its probe is out until 2026-12-01T16:00:05Z"; half.Error() != want {
 		t.Fatalf("Error() = %q, want %q", half.Error(), want)
 	}
 }
@@ -198,13 +199,13 @@ func TestSingleProbeUnderConcurrency(t *testing.T) {
 		t.Fatalf("granted %d permits in half-open, want exactly 1 probe", len(probes))
 	}
 	for _, oe := range refusal {
-		if oe.State != StateHalfOpen || oe.RetryAfter != 10*time.Second {
+		if oe.State != StateHalfOpen || oe.RetryAfter() != 10*time.Second {
 			t.Fatalf("refusal %+v, want half-open with RetryAfter 10s (the probe's deadline)", *oe)
 		}
 	}
 	mock.Add(4 * time.Second)
-	if oe := refused(t, b); oe.RetryAfter != 6*time.Second {
-		t.Fatalf("RetryAfter = %v, want 6s left on the probe", oe.RetryAfter)
+	if oe := refused(t, b); oe.RetryAfter() != 6*time.Second {
+		t.Fatalf("RetryAfter = %v, want 6s left on the probe", oe.RetryAfter())
 	}
 	// 63 refused together, and one more after the Add.
 	wantCounts(t, b, Counts{Requests: 4, Rejected: callers, Failures: 3, ConsecutiveFailures: 3})
@@ -243,8 +244,8 @@ func TestProbeFailureReopensAndRestartsRetryTimer(t *testing.T) {
 	if ev.Reason != "probe failed" {
 		t.Errorf("Reason = %q", ev.Reason)
 	}
-	if oe := refused(t, b); oe.RetryAfter != time.Second {
-		t.Fatalf("RetryAfter after a failed probe = %v, want the full retry timer 1s", oe.RetryAfter)
+	if oe := refused(t, b); oe.RetryAfter() != time.Second {
+		t.Fatalf("RetryAfter after a failed probe = %v, want the full retry timer 1s", oe.RetryAfter())
 	}
 	mock.Add(time.Second)
 	expectTransition(t, events, StateOpen, StateHalfOpen)
@@ -292,8 +293,8 @@ func TestProbeTimeoutCountsAsFailure(t *testing.T) {
 	}
 	wantCounts(t, b, Counts{Requests: 4, Failures: 4, ConsecutiveFailures: 4})
 	// The retry timer restarted at the deadline.
-	if oe := refused(t, b); oe.RetryAfter != time.Second {
-		t.Fatalf("RetryAfter = %v, want 1s", oe.RetryAfter)
+	if oe := refused(t, b); oe.RetryAfter() != time.Second {
+		t.Fatalf("RetryAfter = %v, want 1s", oe.RetryAfter())
 	}
 }
 
@@ -302,8 +303,8 @@ func TestProbeTimeoutDefaultsToRetryTimer(t *testing.T) {
 	events := subscribe(t, b)
 	halfOpen(t, b, mock, events, 7*time.Second)
 	permit(t, b)
-	if oe := refused(t, b); oe.RetryAfter != 7*time.Second {
-		t.Fatalf("probe deadline = %v, want the retry timer 7s", oe.RetryAfter)
+	if oe := refused(t, b); oe.RetryAfter() != 7*time.Second {
+		t.Fatalf("probe deadline = %v, want the retry timer 7s", oe.RetryAfter())
 	}
 }
 

@@ -71,13 +71,19 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 		if s := b.snap.Load(); s.clean && s.gen == t.gen {
 			b.counts.successes.Add(1)
 		} else {
-			b.settleSlow(t, Success)
+			b.settleSlow(t, Success, 0)
 		}
 		return result, nil
 	}
 	c := classifyCall(b, result, err, opts)
 	settled = true
-	if b.settle(t, c.outcome) && c.why != whySuccess {
+	var applied bool
+	if c.outcome == Failure {
+		applied = b.settleSlow(t, Failure, retryAfterOf(err))
+	} else {
+		applied = b.settle(t, c.outcome)
+	}
+	if applied && c.why != whySuccess {
 		b.logClassified(ctx, c, err)
 	}
 	return result, err

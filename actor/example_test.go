@@ -153,7 +153,7 @@ func Example_testingWithMockClock() {
 	_, err = actor.Call(context.Background(), b, failing)
 	var open *actor.OpenError
 	if errors.As(err, &open) {
-		fmt.Println("refused, retry after", open.RetryAfter)
+		fmt.Println("refused, retry after", open.RetryAfter())
 	}
 
 	mock.Add(30 * time.Second)

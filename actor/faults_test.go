@@ -230,7 +230,7 @@ func TestFaultNeverReported(t *testing.T) {
 				t.Fatal("not a probe")
 			}
 			abandoned = append(abandoned, p)
-			if oe := refused(t, b); oe.State != StateHalfOpen || oe.RetryAfter != 2*time.Second {
+			if oe := refused(t, b); oe.State != StateHalfOpen || oe.RetryAfter() != 2*time.Second {
 				t.Fatalf("refusal %+v, want half-open, 2s", *oe)
 			}
 			mock.Add(2 * time.Second)

@@ -2,7 +2,6 @@ package actor
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -39,147 +38,6 @@ import (
 // probe, a permit while half-open with the probe free) goes to the loop, and
 // the caller waits for its reply. TestFastPathSuccessIsOrderedBeforeLoop
 // shows the ordering.
-
-// machine is the breaker's state machine. It is not safe for concurrent use:
-// only the loop goroutine (or a test) touches it.
-type machine struct {
-	name         string
-	allowedFails uint64
-	retry        time.Duration
-	probeTimeout time.Duration
-
-	state    State
-	gen      uint64 // incremented by every transition
-	failures uint64 // consecutive failures since the last success
-	probeOut bool   // half-open: the probe is granted and not yet reported
-	// deadline is when the retry timer is due (open) or the probe's deadline
-	// (half-open with the probe out); zero otherwise.
-	deadline time.Time
-	timerSeq uint64 // incremented whenever deadline changes: the loop re-arms
-	seq      uint64 // Seq of the last event
-}
-
-func newMachine(name string, allowedFails int, retry, probeTimeout time.Duration) *machine {
-	return &machine{name: name, allowedFails: uint64(allowedFails), retry: retry, probeTimeout: probeTimeout}
-}
-
-// acquire grants a ticket or refuses, at time now.
-func (m *machine) acquire(now time.Time) (ticket, *OpenError) {
-	switch {
-	case m.state == StateClosed:
-		return ticket{gen: m.gen}, nil
-	case m.state == StateOpen || m.probeOut:
-		return ticket{}, &OpenError{Breaker: m.name, State: m.state, RetryAfter: timeLeft(m.deadline, now)}
-	}
-	m.probeOut = true
-	m.setDeadline(now.Add(m.probeTimeout))
-	return ticket{gen: m.gen, probe: true}, nil
-}
-
-// needsTime reports whether settle needs the time for this report: only when
-// it may make a transition.
-func (m *machine) needsTime(t ticket, o Outcome) bool {
-	return t.gen == m.gen && (m.state != StateClosed || (o == Failure && m.failures+1 >= m.allowedFails))
-}
-
-// settle applies an outcome (or a release) for a ticket at time now. It
-// returns whether it was applied and the transition it caused, if any.
-func (m *machine) settle(now time.Time, t ticket, o Outcome) (bool, *Event) {
-	if t.gen != m.gen {
-		return false, nil // stale: granted before the latest transition
-	}
-	if m.state == StateHalfOpen {
-		if !t.probe || !m.probeOut {
-			return false, nil
-		}
-		switch o {
-		case Success:
-			m.failures = 0
-			return true, m.transition(StateClosed, now, "probe succeeded")
-		case Failure:
-			m.failures++
-			return true, m.open(now, now, "probe failed")
-		}
-		// Ignored or released: the next permit may probe.
-		m.probeOut = false
-		m.setDeadline(time.Time{})
-		return true, nil
-	}
-	if m.state != StateClosed {
-		return false, nil // no permit of an open generation exists
-	}
-	switch o {
-	case Success:
-		m.failures = 0
-	case Failure:
-		m.failures++
-		if m.failures >= m.allowedFails {
-			return true, m.open(now, now, consecutiveFailures(m.failures))
-		}
-	}
-	return true, nil
-}
-
-// timerFired handles the firing of the timer armed for m.deadline. It returns
-// the transition and whether it counted a failure (a probe that timed out).
-func (m *machine) timerFired() (*Event, bool) {
-	due := m.deadline
-	switch {
-	case m.state == StateOpen:
-		m.setDeadline(time.Time{})
-		return m.transition(StateHalfOpen, due, "retry timer elapsed"), false
-	case m.state == StateHalfOpen && m.probeOut:
-		m.failures++
-		// The next retry period starts when the probe was due, so that the
-		// schedule does not drift with how late the loop ran.
-		return m.open(due, due, fmt.Sprintf("probe not reported within %v", m.probeTimeout)), true
-	}
-	return nil, false
-}
-
-// open moves to open at time at, with the retry timer counted from from.
-func (m *machine) open(at, from time.Time, reason string) *Event {
-	m.setDeadline(from.Add(m.retry))
-	return m.transition(StateOpen, at, reason)
-}
-
-func (m *machine) transition(to State, at time.Time, reason string) *Event {
-	from := m.state
-	m.state = to
-	m.gen++
-	m.probeOut = false
-	if to != StateOpen {
-		m.setDeadline(time.Time{})
-	}
-	m.seq++
-	return &Event{Seq: m.seq, Breaker: m.name, From: from, To: to, At: at, Reason: reason}
-}
-
-func consecutiveFailures(n uint64) string {
-	if n == 1 {
-		return "1 consecutive failure"
-	}
-	return fmt.Sprintf("%d consecutive failures", n)
-}
-
-func (m *machine) setDeadline(d time.Time) {
-	if !d.Equal(m.deadline) {
-		m.timerSeq++
-	}
-	m.deadline = d
-}
-
-// snapshot returns the state to publish, with its derived fields.
-func (m *machine) snapshot() snapshot {
-	return derive(snapshot{state: m.state, gen: m.gen, failures: m.failures, probeOut: m.probeOut, deadline: m.deadline})
-}
-
-// derive fills in a snapshot's derived fields.
-func derive(s snapshot) snapshot {
-	s.grants = s.state == StateClosed && !s.stopped
-	s.clean = s.grants && s.failures == 0
-	return s
-}
 
 // loop is the goroutine around a machine. All fields are owned by it.
 type loop struct {
@@ -307,12 +165,18 @@ func (l *loop) serve(req *request) {
 		if m.needsTime(req.ticket, req.outcome) {
 			now = b.clock.Now()
 		}
-		applied, ev := m.settle(now, req.ticket, req.outcome)
+		applied, ev := m.settle(now, req.ticket, req.outcome, req.openFor)
 		if applied && req.outcome != release {
 			b.counts.applied(req.outcome)
 		}
 		l.commit(now, ev)
 		req.reply <- applied
+
+	case controlReq:
+		now := b.clock.Now()
+		ev := m.control(now, req.op, req.reason)
+		l.commit(now, ev)
+		req.reply <- true
 
 	case subscribeReq:
 		l.subs = append(l.subs, req.sub)
@@ -392,7 +256,7 @@ func (l *loop) refuse(req *request) {
 	switch req.kind {
 	case permitReq:
 		req.permitReply <- permitReply{stopped: true}
-	case reportReq:
+	case reportReq, controlReq:
 		req.reply <- false
 	case subscribeReq:
 		close(req.sub.ch) // Subscribe returns a closed channel

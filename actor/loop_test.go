@@ -3,6 +3,8 @@ package actor
 import (
 	"testing"
 	"time"
+
+	"github.com/benbjohnson/clock"
 )
 
 // The state machine, without goroutines or clocks: time is an argument.
@@ -10,7 +12,7 @@ import (
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newTestMachine() *machine {
-	return newMachine("m", 3, 30*time.Second, 10*time.Second)
+	return newMachine("m", clock.NewMock(), 3, 30*time.Second, 10*time.Second)
 }
 
 // halfOpenMachine returns a machine (allowed fails 1) that has tripped at t0
@@ -29,7 +31,7 @@ func halfOpenMachine(t *testing.T) *machine {
 
 func settleOK(t *testing.T, m *machine, now time.Time, tk ticket, o Outcome) *Event {
 	t.Helper()
-	applied, ev := m.settle(now, tk, o)
+	applied, ev := m.settle(now, tk, o, 0)
 	if !applied {
 		t.Fatalf("settle(%v) not applied in %v gen %d", o, m.state, m.gen)
 	}
@@ -56,10 +58,10 @@ func TestMachineTripsAndSchedulesRetry(t *testing.T) {
 	if !m.deadline.Equal(t0.Add(31*time.Second)) || m.timerSeq == seq {
 		t.Fatalf("deadline = %v (timerSeq %d -> %d), want retry armed at +31s", m.deadline, seq, m.timerSeq)
 	}
-	if _, refusal := m.acquire(t0.Add(11 * time.Second)); refusal == nil || refusal.RetryAfter != 20*time.Second {
-		t.Fatalf("open acquire refusal = %+v, want RetryAfter 20s", refusal)
+	if _, refusal := m.acquire(t0.Add(11 * time.Second)); refusal == nil || !refusal.Until.Equal(t0.Add(31*time.Second)) {
+		t.Fatalf("open acquire refusal = %+v, want Until t0+31s", refusal)
 	}
-	if applied, _ := m.settle(t0, tk, Success); applied {
+	if applied, _ := m.settle(t0, tk, Success, 0); applied {
 		t.Fatal("stale ticket applied")
 	}
 }
@@ -83,7 +85,7 @@ func TestMachineHalfOpenProbeCycle(t *testing.T) {
 	if refusal != nil || !probe.probe || !m.deadline.Equal(now.Add(10*time.Second)) {
 		t.Fatalf("probe = %+v, %v, deadline %v", probe, refusal, m.deadline)
 	}
-	if _, refusal := m.acquire(now.Add(4 * time.Second)); refusal == nil || refusal.State != StateHalfOpen || refusal.RetryAfter != 6*time.Second {
+	if _, refusal := m.acquire(now.Add(4 * time.Second)); refusal == nil || refusal.State != StateHalfOpen || !refusal.Until.Equal(now.Add(10*time.Second)) {
 		t.Fatalf("second acquire in half-open = %+v, want refused, 6s", refusal)
 	}
 
@@ -111,7 +113,7 @@ func TestMachineProbeTimeoutReopensFromDeadline(t *testing.T) {
 	if !m.deadline.Equal(due.Add(30*time.Second)) || m.failures != 2 {
 		t.Fatalf("deadline %v failures %d, want retry from the probe's due time and 2 failures", m.deadline, m.failures)
 	}
-	if applied, _ := m.settle(due, probe, Success); applied {
+	if applied, _ := m.settle(due, probe, Success, 0); applied {
 		t.Fatal("late probe report applied")
 	}
 }
@@ -134,7 +136,7 @@ func TestMachineReleaseFreesProbeWithoutCounting(t *testing.T) {
 		t.Fatalf("release: %+v probeOut %v failures %d", ev, m.probeOut, m.failures)
 	}
 	// A non-probe ticket of the half-open generation is not the probe.
-	if applied, _ := m.settle(t0, ticket{gen: m.gen}, Success); applied {
+	if applied, _ := m.settle(t0, ticket{gen: m.gen}, Success, 0); applied {
 		t.Fatal("non-probe ticket applied in half-open")
 	}
 }

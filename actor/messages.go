@@ -1,6 +1,9 @@
 package actor
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // The messages the loop receives. Every request arrives on one channel,
 // Breaker.reqc, in arrival order: while no timer is armed the loop waits on
@@ -21,19 +24,31 @@ const (
 	subscribeReq                          // add sub
 	unsubscribeReq                        // remove sub, close its channel, then close done
 	stopReq                               // wake the loop: Breaker.stopping is set
+	controlReq                            // Trip (and the operator's controls): a transition from outside
+)
+
+// controlOp says what a controlReq asks of the machine.
+type controlOp uint8
+
+const (
+	tripOp controlOp = iota + 1 // open a closed breaker as if its own rule had fired
 )
 
 type request struct {
 	kind requestKind
 
-	ticket  ticket  // reportReq
-	outcome Outcome // reportReq
+	ticket  ticket        // reportReq
+	outcome Outcome       // reportReq
+	openFor time.Duration // reportReq: the dependency's own open period (Retry-After); 0: the retry timer
+
+	op     controlOp // controlReq
+	reason string    // controlReq: Event.Reason
 
 	sub  *subscriber   // subscribeReq, unsubscribeReq
 	done chan struct{} // unsubscribeReq: closed once sub's channel is closed
 
 	permitReply chan permitReply // permitReq
-	reply       chan bool        // reportReq: true if applied
+	reply       chan bool        // reportReq: true if applied; controlReq: true unless stopped
 }
 
 // permitReply is a granted ticket, a refusal, or word that the breaker is

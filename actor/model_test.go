@@ -70,10 +70,10 @@ func (m *model) permit() (*modelPermit, *OpenError) {
 	switch {
 	case m.state == StateOpen:
 		m.counts.Rejected++
-		return nil, &OpenError{Breaker: m.name, State: StateOpen, RetryAfter: nonNegative(m.retryAt.Sub(m.now))}
+		return nil, &OpenError{Breaker: m.name, State: StateOpen, Until: m.retryAt}
 	case m.state == StateHalfOpen && m.probe != nil:
 		m.counts.Rejected++
-		return nil, &OpenError{Breaker: m.name, State: StateHalfOpen, RetryAfter: nonNegative(m.probeDeadline.Sub(m.now))}
+		return nil, &OpenError{Breaker: m.name, State: StateHalfOpen, Until: m.probeDeadline}
 	}
 	m.counts.Requests++
 	p := &modelPermit{epoch: m.epoch}
@@ -572,8 +572,11 @@ func (r *modelRun) wantRefusal(err error, want *OpenError) {
 	if !errors.As(err, &oe) || !errors.Is(err, ErrOpen) {
 		r.fatalf("error %v (%T), want refusal %+v", err, err, *want)
 	}
-	if *oe != *want {
+	if oe.Breaker != want.Breaker || oe.State != want.State || !oe.Until.Equal(want.Until) {
 		r.fatalf("refusal %+v, want %+v", *oe, *want)
+	}
+	if got, left := oe.RetryAfter(), nonNegative(want.Until.Sub(r.m.now)); got != left {
+		r.fatalf("refusal's RetryAfter() = %v, want %v", got, left)
 	}
 }
 

@@ -344,7 +344,7 @@ func stressWorker(b *Breaker, rng *rand.Rand, ops int, tl *stressTally, meter *p
 		case err == nil:
 		case errors.As(err, &oe):
 			tl.refused++
-			if oe.RetryAfter < 0 || (oe.State != StateOpen && oe.State != StateHalfOpen) {
+			if oe.RetryAfter() < 0 || (oe.State != StateOpen && oe.State != StateHalfOpen) {
 				errs.errorf("refusal %+v", *oe)
 			}
 			if rng.Intn(4) != 0 {

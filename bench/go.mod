@@ -1,6 +1,6 @@
 module github.com/circuitbreaker-go/circuitbreaker/bench
 
-go 1.22.0
+go 1.25
 
 replace github.com/circuitbreaker-go/circuitbreaker => ../
 
