@@ -150,6 +150,12 @@ func dial(t *testing.T, lis *bufconn.Listener, c *Client) *grpc.ClientConn {
 
 func dialWith(t *testing.T, dialer func(context.Context, string) (net.Conn, error), c *Client) *grpc.ClientConn {
 	t.Helper()
+	return dialTarget(t, target, dialer, c)
+}
+
+// dialTarget is dialWith for a target of the caller's choice.
+func dialTarget(t *testing.T, target string, dialer func(context.Context, string) (net.Conn, error), c *Client) *grpc.ClientConn {
+	t.Helper()
 	opts := []grpc.DialOption{
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		grpc.WithContextDialer(dialer),
@@ -157,7 +163,7 @@ func dialWith(t *testing.T, dialer func(context.Context, string) (net.Conn, erro
 	if c != nil {
 		opts = append(opts, grpc.WithChainUnaryInterceptor(c.UnaryInterceptor()), grpc.WithChainStreamInterceptor(c.StreamInterceptor()))
 	}
-	cc, err := grpc.NewClient("passthrough:///echo", opts...)
+	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -150,13 +150,19 @@ func TestInstrumentGroupStop(t *testing.T) {
 }
 
 // Stopping the group ends the counting goroutine; stop still returns.
+// The group's Stop drops its members: their series end.
 func TestInstrumentGroupAfterGroupStop(t *testing.T) {
-	_, mp := newReader(t)
+	r, mp := newReader(t)
 	g := newGroup(t)
 	stop, err := InstrumentGroup(g, mp)
 	if err != nil {
 		t.Fatal(err)
 	}
+	calls(t, get(t, g, "a"), 1, nil)
+	collect(t, r).want(t, CallsInstrument, 1, name("a"), outcome("success"))
 	g.Stop()
+	col := collect(t, r)
+	col.wantNone(t, StateInstrument, "a")
+	col.wantNone(t, CallsInstrument, "a")
 	stop()
 }
