@@ -144,8 +144,9 @@ type Breaker struct {
 	clock      clock.Clock
 	logger     *slog.Logger // nil: slog.Default() at the time of logging
 	classifier classifier
-	stepHook   func()      // tests only: run by the loop before each step; nil otherwise
-	onEvent    func(Event) // a Group's hook: called by the loop with every transition; nil otherwise
+	slowCall   time.Duration // policy: WithSlowCall; 0: off
+	stepHook   func()        // tests only: run by the loop before each step; nil otherwise
+	onEvent    func(Event)   // a Group's hook: called by the loop with every transition; nil otherwise
 
 	// snap is written only by the loop (after every step that changes
 	// something) and read by callers: the lock-free fast path.
@@ -186,6 +187,7 @@ type snapshot struct {
 	deadline time.Time
 	refusal  *OpenError // open, or half-open with the probe out: the refusal every caller gets
 	stopped  bool
+	window   *window // policy: closed with a failure rate: where fast-path successes go (see window.go)
 
 	// Derived, for the fast path's single test:
 	grants bool // closed and not stopped: a permit is granted from the snapshot
@@ -206,12 +208,14 @@ func New(opts ...Option) (*Breaker, error) {
 		clock:      o.clock,
 		logger:     o.logger,
 		classifier: o.classifier(),
+		slowCall:   o.slowCall, // policy:
 		stepHook:   o.stepHook,
 		onEvent:    o.onEvent,
 		reqc:       make(chan *request),
 		done:       make(chan struct{}),
 	}
 	m := newMachine(o.name, o.clock, o.allowedFails, o.retry, o.probeTimeout)
+	m.setPolicies(&o) // policy:
 	first := m.snapshot()
 	b.snap.Store(&first)
 	l := &loop{b: b, m: m, cur: &first}
@@ -304,6 +308,7 @@ type Permit struct {
 	b        *Breaker
 	t        ticket
 	reported atomic.Bool
+	granted  time.Time // policy: with WithSlowCall, when it was granted on the breaker's clock
 }
 
 // ticket identifies a granted permit to the loop: which generation it was
@@ -319,11 +324,24 @@ type ticket struct {
 // there is no permit and nothing to report. A nil ctx is treated as
 // context.Background().
 func (b *Breaker) Permit(ctx context.Context) (*Permit, error) {
-	t, err := b.acquire(ctx)
+	// Small enough to inline, so that a caller that keeps the permit to
+	// itself (httpbreaker's RoundTrip, say) holds it on its stack instead
+	// of allocating it.
+	return (&Permit{b: b}).grant(ctx)
+}
+
+// grant asks p's breaker for p's ticket: p when granted, nil and the refusal
+// otherwise.
+func (p *Permit) grant(ctx context.Context) (*Permit, error) {
+	t, err := p.b.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &Permit{b: b, t: t}, nil
+	p.t = t
+	if p.b.slowCall > 0 { // policy: WithSlowCall times the permit
+		p.granted = p.b.clock.Now()
+	}
+	return p, nil
 }
 
 // Probe reports whether p is the half-open probe, the one permit whose
@@ -343,6 +361,9 @@ func (p *Permit) Report(err error) bool {
 	c := p.b.classify(err)
 	if !p.reported.CompareAndSwap(false, true) {
 		return false
+	}
+	if p.slow() { // policy: WithSlowCall
+		c = classified{Failure, whySlow}
 	}
 	var applied bool
 	if c.outcome == Failure {
@@ -366,6 +387,9 @@ func (p *Permit) ReportOutcome(o Outcome) bool {
 	if !p.reported.CompareAndSwap(false, true) {
 		return false
 	}
+	if p.slow() { // policy: WithSlowCall
+		o = Failure
+	}
 	return p.b.settle(p.t, o)
 }
 
@@ -381,6 +405,9 @@ func (p *Permit) ReportRetryAfter(o Outcome, d time.Duration) bool {
 	}
 	if !p.reported.CompareAndSwap(false, true) {
 		return false
+	}
+	if p.slow() { // policy: WithSlowCall
+		o = Failure
 	}
 	if o != Failure || d <= 0 {
 		return p.b.settle(p.t, o)
@@ -427,10 +454,10 @@ func (b *Breaker) acquireSlow(ctx context.Context) (ticket, error) {
 	switch {
 	case s.stopped:
 		return ticket{}, ErrStopped
-	case s.state == StateClosed:
+	case s.grants: // policy: closed or disabled
 		b.counts.requests.Add(1)
 		return ticket{gen: s.gen}, nil
-	case s.state == StateOpen || s.probeOut:
+	case s.state == StateOpen || s.state == StateForcedOpen || s.probeOut: // policy: forced open
 		b.counts.rejected.Add(1)
 		return ticket{}, s.refusal // built by the loop once per open period: no clock read, no allocation
 	}
@@ -473,7 +500,7 @@ func (b *Breaker) acquireFromLoop(ctx context.Context) (ticket, error) {
 // it was applied. Outcomes that cannot change the state are applied right
 // here, at the snapshot read; the rest go to the loop, synchronously.
 func (b *Breaker) settle(t ticket, o Outcome) bool {
-	if s := b.snap.Load(); o == Success && s.clean && s.gen == t.gen {
+	if s := b.snap.Load(); o == Success && s.clean && s.gen == t.gen && s.window.addSuccess() { // policy: window
 		b.counts.successes.Add(1)
 		return true
 	}
@@ -489,7 +516,7 @@ func (b *Breaker) settleSlow(t ticket, o Outcome, openFor time.Duration) bool {
 		// ticket, so a ticket of an older generation is stale for good.
 		return false
 	}
-	if s.state == StateClosed && (o == Ignored || (o == Success && s.failures == 0)) {
+	if s.state == StateClosed && (o == Ignored || (o == Success && s.failures == 0 && s.window.addSuccess())) || s.state == StateDisabled { // policy: window; disabled changes nothing
 		b.counts.applied(o)
 		return true
 	}

@@ -32,6 +32,7 @@ const (
 	whyClassifier                   // the classifier's Success (not logged)
 	whyClassifierIgnored            // ignored: the classifier said so (Info)
 	whyDidNotReturn                 // fn panicked or called runtime.Goexit (Debug)
+	whySlow                         // policy: slower than WithSlowCall, whatever it returned (Debug)
 )
 
 type classified struct {
@@ -97,6 +98,8 @@ func (b *Breaker) logClassified(ctx context.Context, c classified, err error) {
 		level, msg = slog.LevelDebug, "circuit breaker counted a failure: the result did not pass validation"
 	case whyDidNotReturn:
 		level, msg = slog.LevelDebug, "circuit breaker counted a failure: the function panicked or exited"
+	case whySlow: // policy:
+		level, msg = slog.LevelDebug, "circuit breaker counted a failure: the call was slower than WithSlowCall"
 	default:
 		return
 	}

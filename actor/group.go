@@ -214,14 +214,13 @@ func (b *Breaker) useCount() uint64 {
 }
 
 // idleHealthy reports whether a group may drop b: closed, no consecutive
-// failures, not stopped. Dropping such a breaker loses nothing: a fresh one
-// for the same key starts in the same state.
-//
-// The failure-rate policy extends this with "no failures in the
-// failure-rate window".
+// failures, no failures in its failure-rate window, not stopped. Dropping
+// such a breaker loses nothing: a fresh one for the same key starts in the
+// same state.
 func (b *Breaker) idleHealthy() bool {
 	s := b.snap.Load()
-	return s.state == StateClosed && s.failures == 0 && !s.stopped
+	return s.state == StateClosed && s.failures == 0 && !s.stopped &&
+		(s.window == nil || !s.windowFailures(b.clock.Now())) // policy: semantic 20
 }
 
 // idleEpochs is how many epochs (sweep periods of ttl/2) a member must go

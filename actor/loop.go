@@ -38,6 +38,14 @@ import (
 // probe, a permit while half-open with the probe free) goes to the loop, and
 // the caller waits for its reply. TestFastPathSuccessIsOrderedBeforeLoop
 // shows the ordering.
+//
+// policy: with WithFailureRate, such a success is also added to the window's
+// current bucket, one atomic add and no clock read; when no bucket is
+// current (before the first outcome, or once the clock passed the bucket's
+// end) it goes to the loop, which places it by the clock. A disabled
+// breaker grants and counts from the snapshot like a closed one, failures
+// included: nothing it does changes its state. window.go says why buckets
+// end by a timer of their own rather than the loop's.
 
 // loop is the goroutine around a machine. All fields are owned by it.
 type loop struct {

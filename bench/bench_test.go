@@ -241,7 +241,7 @@ func BenchmarkOpenRejection(b *testing.B) {
 		_, err := actor.Call(ctx, br, actorOK)
 		stillOpen(b, err, actor.ErrOpen, br.State() == actor.StateOpen)
 		var oe *actor.OpenError
-		if !errors.As(err, &oe) || oe.RetryAfter <= 0 || oe.RetryAfter > openFor {
+		if !errors.As(err, &oe) || oe.RetryAfter() <= 0 || oe.RetryAfter() > openFor {
 			b.Fatalf("refusal %v: want an *OpenError with 0 < RetryAfter <= %v", err, openFor)
 		}
 	})
