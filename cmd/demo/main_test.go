@@ -35,14 +35,14 @@ func shortStory(t *testing.T, extra ...string) config {
 		"-throttle", "100ms+300ms",
 		"-retry-timer", "150ms",
 		"-workers", "8",
-		"-rate", "240",
+		"-rate", "150",
 	}, extra...)
 	cfg, err := parseArgs(args, io.Discard)
 	if err != nil {
 		t.Fatalf("parseArgs(%q): %v", args, err)
 	}
 	cfg.tick = 100 * time.Millisecond
-	cfg.callTimeout = 200 * time.Millisecond
+	cfg.callTimeout = 300 * time.Millisecond
 	cfg.okDelay = time.Millisecond
 	cfg.failDelay = 5 * time.Millisecond
 	cfg.outageRetryAfter = 1
@@ -239,9 +239,9 @@ func TestRetryAfterCapped(t *testing.T) {
 		{"300ms", 300 * time.Millisecond},
 		{"0s", 150 * time.Millisecond}, // the retry timer
 	} {
+		// One after the other, to keep the machine's load (and timeouts) down.
 		t.Run(tc.cap, func(t *testing.T) {
-			t.Parallel()
-			cfg := shortStory(t, "-max-retry-after", tc.cap, "-duration", "1200ms", "-outage", "300ms+500ms", "-rate", "150")
+			cfg := shortStory(t, "-max-retry-after", tc.cap, "-duration", "1200ms", "-outage", "300ms+500ms", "-rate", "90")
 			s, err := tell(context.Background(), cfg, io.Discard)
 			if err != nil {
 				t.Fatalf("tell: %v", err)
@@ -269,7 +269,7 @@ func TestRetryAfterCapped(t *testing.T) {
 func TestTextView(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	args := []string{"-duration", "800ms", "-outage", "200ms+300ms", "-throttle", "100ms+200ms", "-retry-timer", "100ms", "-rate", "150"}
+	args := []string{"-duration", "800ms", "-outage", "200ms+300ms", "-throttle", "100ms+200ms", "-retry-timer", "100ms", "-rate", "90"}
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("run(%q): %v\nstderr: %s", args, err, stderr.String())
 	}

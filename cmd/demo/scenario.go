@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
+	"github.com/circuitbreaker-go/circuitbreaker/httpbreaker"
 )
 
 // A view shows the story as it happens. Only tell and watch call it, from
@@ -69,18 +70,18 @@ func tell(ctx context.Context, cfg config, stdout io.Writer) (summary, error) {
 		}
 		return us
 	}
-	keys := make([]string, len(with.backends)) // the breaker side's keys, by backend
+	keys := make([]string, len(with.backends)) // the transport's keys for the breaker side's backends
 	for i, b := range with.backends {
 		u, err := url.Parse(b.url)
 		if err != nil {
 			return summary{}, errors.Join(err, shutdownAll(with.backends, without.backends))
 		}
-		keys[i] = hostKey(u)
+		keys[i] = httpbreaker.HostKey(u)
 	}
 
 	plain := newHTTPTransport(cfg.workers, len(sched.scripts))
 	underBreakers := newHTTPTransport(cfg.workers, len(sched.scripts))
-	br, err := newBreakers(underBreakers, cfg, keys)
+	br, err := newBreakers(underBreakers, cfg)
 	if err != nil {
 		return summary{}, errors.Join(err, shutdownAll(with.backends, without.backends))
 	}
