@@ -121,10 +121,13 @@ func NewCluster(client redis.UniversalClient, opts ...Option) (*Cluster, error) 
 	c.w.init(c)
 	// Subscribe records the channel and sends SUBSCRIBE when it can; the
 	// PubSub reconnects and re-subscribes by itself after an error.
-	c.pubsub = client.Subscribe(ctx, c.channel)
-	c.wg.Add(2)
+	c.wg.Add(1)
 	go c.w.run()
-	go c.receive()
+	if !o.noHints {
+		c.pubsub = client.Subscribe(ctx, c.channel)
+		c.wg.Add(1)
+		go c.receive()
+	}
 	return c, nil
 }
 
@@ -325,7 +328,10 @@ func (c *Cluster) Close() error {
 		leave()
 	}
 	c.cancel()
-	err := c.pubsub.Close() // unblocks the receiver
+	var err error
+	if c.pubsub != nil {
+		err = c.pubsub.Close() // unblocks the receiver
+	}
 	c.wg.Wait()
 	if errors.Is(err, redis.ErrClosed) {
 		err = nil

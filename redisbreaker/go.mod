@@ -5,14 +5,14 @@ go 1.25
 replace github.com/circuitbreaker-go/circuitbreaker => ../
 
 require (
+	github.com/benbjohnson/clock v1.3.5
 	github.com/circuitbreaker-go/circuitbreaker v0.0.0-00010101000000-000000000000
 	github.com/redis/go-redis/v9 v9.22.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (
-	github.com/benbjohnson/clock v1.3.5 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
-	github.com/stretchr/testify v1.8.0 // indirect
 	go.uber.org/atomic v1.11.0 // indirect
 	golang.org/x/sys v0.30.0 // indirect
 )

@@ -48,6 +48,13 @@ type options struct {
 	id        string        // "": host name, pid, random suffix
 	queue     int
 	logger    *slog.Logger
+	noHints   bool // tests only: no pub/sub, so only the poll brings news
+}
+
+// withoutHints makes a cluster that neither listens for hints nor is
+// woken by them (tests of the poll).
+func withoutHints() Option {
+	return optionFunc(func(o *options) error { o.noHints = true; return nil })
 }
 
 // WithNamespace sets the prefix of every key and of the hint channel.

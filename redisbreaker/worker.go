@@ -258,20 +258,40 @@ func (w *worker) read(names []string) {
 		return
 	}
 	for i, name := range want {
-		res, err := cmds[i].Int64Slice()
-		if err != nil || len(res) == 0 || len(res)%2 == 0 {
+		now, casts, ok := parseVotes(cmds[i])
+		if !ok {
 			continue
 		}
 		c.stats.reads.Add(1)
-		w.serverTime(res[0])
-		w.decide(name, res[1:])
+		w.serverTime(now)
+		w.decide(name, casts)
 	}
 }
 
+// parseVotes reads readScript's answer: the server's time and the cast
+// times of the live votes.
+func parseVotes(cmd *redis.Cmd) (now int64, casts []int64, ok bool) {
+	res, err := cmd.Slice()
+	if err != nil || len(res)%2 != 1 {
+		return 0, nil, false
+	}
+	if now, ok = res[0].(int64); !ok {
+		return 0, nil, false
+	}
+	for i := 2; i < len(res); i += 2 {
+		cast, ok := res[i].(int64)
+		if !ok {
+			return 0, nil, false
+		}
+		casts = append(casts, cast)
+	}
+	return now, casts, true
+}
+
 // decide trips every closed breaker of name that counts at least a quorum
-// of votes cast after its own last close. votes alternate instance ids
-// (as numbers, unused) and cast times.
-func (w *worker) decide(name string, votes []int64) {
+// of votes cast after its own last close. casts are the live votes' cast
+// times, one per instance.
+func (w *worker) decide(name string, casts []int64) {
 	c := w.c
 	c.mu.Lock()
 	members := append([]*member(nil), c.byName[name]...)
@@ -281,11 +301,11 @@ func (w *worker) decide(name string, votes []int64) {
 			continue
 		}
 		n := 0
-		for i := 1; i < len(votes); i += 2 {
+		for _, cast := range casts {
 			// A vote cast before this breaker's last close is what opened
 			// it (or older news): it must not re-open a breaker that
 			// recovered by its own probe.
-			if votes[i] > m.lastClose {
+			if cast > m.lastClose {
 				n++
 			}
 		}
