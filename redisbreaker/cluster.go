@@ -37,7 +37,7 @@ type Cluster struct {
 	wakec  chan struct{}  // from readers, Join and the receiver -> worker; buffered 1: a pending wake is enough
 
 	healthy atomic.Bool
-	stats   struct{ dropped, votes, trips, polls, reads atomic.Uint64 }
+	stats   struct{ dropped, votes, trips, polls, reads, errors atomic.Uint64 }
 
 	// Guarded by mu; written by Join, leave, the readers and the receiver,
 	// taken by the worker:
@@ -83,6 +83,7 @@ type Stats struct {
 	Trips   uint64 // local breakers this cluster tripped because of a quorum
 	Polls   uint64 // successful reads of the index of voted names
 	Reads   uint64 // successful reads of one name's votes
+	Errors  uint64 // Redis operations that failed or timed out
 }
 
 // NewCluster returns a cluster that shares votes through client. It starts
@@ -144,6 +145,7 @@ func (c *Cluster) Stats() Stats {
 		Trips:   c.stats.trips.Load(),
 		Polls:   c.stats.polls.Load(),
 		Reads:   c.stats.reads.Load(),
+		Errors:  c.stats.errors.Load(),
 	}
 }
 

@@ -35,7 +35,14 @@ var (
 	redisBinary string
 )
 
+// silentRedis drops go-redis's own log lines (dial failures while the
+// chaos tests kill the server).
+type silentRedis struct{}
+
+func (silentRedis) Printf(context.Context, string, ...any) {}
+
 func TestMain(m *testing.M) {
+	redis.SetLogger(silentRedis{})
 	var err error
 	redisBinary, err = exec.LookPath("redis-server")
 	if err == nil {

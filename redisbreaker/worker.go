@@ -357,6 +357,7 @@ func (w *worker) answered(err error) bool {
 		return true
 	}
 	c.healthy.Store(false)
+	c.stats.errors.Add(1)
 	if c.ctx.Err() != nil {
 		return false // closing: not a loss
 	}
