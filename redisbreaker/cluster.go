@@ -175,6 +175,7 @@ func (c *Cluster) Join(b *actor.Breaker) (leave func(), err error) {
 	}
 	events, cancel := b.Subscribe()
 	m := c.addLocked(name, b)
+	c.wake()
 	done := make(chan struct{})
 	c.wg.Add(1)
 	go func() {
@@ -199,14 +200,16 @@ func (c *Cluster) Join(b *actor.Breaker) (leave func(), err error) {
 	return leave, nil
 }
 
-// addLocked registers a member and asks the worker to read its name: a
-// breaker joining after a quorum formed is tripped too.
+// addLocked registers a member and asks the worker for a poll, so that a
+// breaker joining after a quorum formed is tripped too. A poll, not a read
+// of the name: it reads only the names that hold votes, and a group joining
+// with many breakers costs one poll, not a read per breaker.
 func (c *Cluster) addLocked(name string, b *actor.Breaker) *member {
 	st := b.State()
 	m := &member{name: name, b: b, latest: st, view: st}
 	c.byName[name] = append(c.byName[name], m)
 	c.members[m] = struct{}{}
-	c.hintLocked(name)
+	c.fullRead = true
 	return m
 }
 

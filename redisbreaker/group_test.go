@@ -79,10 +79,15 @@ func TestJoinGroupCoversLaterKeys(t *testing.T) {
 }
 
 // Semantic 29: a poll costs in proportion to the names that hold votes, not
-// to the joined breakers.
+// to the joined breakers: 2000 joined breakers and one voted name cost a
+// read of the index a poll and a read or two of that name, in all.
 func TestPollCostFollowsVotedNames(t *testing.T) {
 	needRedis(t)
 	ns := namespace(t)
+	voter := newInstance(t, shared.addr, "key-7", fast(ns, 1)...)
+	fail(t, voter.b)
+	eventually(t, 5*time.Second, "the vote", func() bool { return voter.c.Stats().Votes > 0 })
+
 	c := newCluster(t, shared.addr, fast(ns, 1)...)
 	g, _ := newGroup(t)
 	for i := 0; i < 2000; i++ {
@@ -93,13 +98,9 @@ func TestPollCostFollowsVotedNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(leave)
-	voter := newInstance(t, shared.addr, "key-7", fast(ns, 1)...)
-	fail(t, voter.b)
 	eventually(t, 5*time.Second, "key-7 tripped", func() bool { return get(t, g, "key-7").State() == actor.StateOpen })
-	reads := c.Stats().Reads
 	polled(t, 5, c)
-	// key-7 is open here now: nothing closed to decide for, nothing to read.
-	if got := c.Stats().Reads - reads; got > 1 {
-		t.Fatalf("%d reads of names' votes in 5 polls with 2000 joined breakers and one voted name", got)
+	if got := c.Stats().Reads; got > 3 {
+		t.Fatalf("%d reads of names' votes with 2000 joined breakers and one voted name, want at most 3", got)
 	}
 }
