@@ -91,6 +91,8 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	}
 	eventually(t, 10*time.Second, "Healthy again", func() bool { return a.c.Healthy() && b.c.Healthy() })
 	wantOpenByCluster(t, b, ns, "1")
+	eventually(t, 5*time.Second, "the Info", func() bool { return logs.count(slog.LevelInfo) >= 1 })
+	polled(t, 3, a.c)
 	if w, i := logs.count(slog.LevelWarn), logs.count(slog.LevelInfo); w != 1 || i != 1 {
 		t.Fatalf("%d Warn and %d Info records, want 1 and 1: %v", w, i, logs.msgs)
 	}

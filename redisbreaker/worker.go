@@ -20,8 +20,10 @@ type worker struct {
 	names map[string]*nameState
 	// pending are members that closed while the worker did not know the
 	// server's time: the next successful script's TIME becomes their close.
-	pending []*member
-	lost    bool // Redis failed and the Warn was logged; an Info is due when it answers
+	pending   []*member
+	lost      bool      // Redis failed and the Warn was logged; an Info is due when it is back
+	failed    bool      // the last operation failed: a full re-read is due when one succeeds
+	backSince time.Time // lost, and answering without a failure since then
 	// voteAt is when the vote timer fires (zero: not armed).
 	voteAt time.Time
 }
@@ -326,6 +328,9 @@ func (w *worker) trip(m *member, votes int) {
 	reason := fmt.Sprintf("redisbreaker: %d instances voted open in cluster %q (quorum %d)", votes, c.o.namespace, c.o.quorum)
 	if m.b.Trip(reason) == nil {
 		c.stats.trips.Add(1)
+		// Open now; its event (External: no vote) will say so again. Until
+		// then the poll need not read the name for it.
+		m.view = actor.StateOpen
 	}
 }
 
@@ -342,25 +347,42 @@ func (w *worker) serverTime(now int64) {
 }
 
 // answered records whether Redis answered an operation, logs the loss and
-// the return once each, and asks for a full re-read when Redis is back
-// (pub/sub hints sent meanwhile are lost). It reports err == nil.
+// the return once each, and asks for a full re-read whenever Redis answers
+// after a failure (pub/sub hints sent meanwhile are lost). It reports
+// err == nil.
+//
+// Redis counts as back, for the Info, once it has answered for a whole poll
+// interval without a failure: a restarted server's first answers come
+// mixed with the client's stale connections and dial back-off, and one
+// loss must log one Warn and one Info, not a pair per flicker.
 func (w *worker) answered(err error) bool {
 	c := w.c
 	if err == nil {
-		c.healthy.Store(true)
-		if w.lost {
-			w.lost = false
-			c.o.logger.Info("redisbreaker: Redis answers again; breakers share votes",
-				"namespace", c.o.namespace, "instance", c.o.id)
+		if !c.healthy.Swap(true) && w.failed {
+			w.failed = false
 			c.readAll()
+		}
+		if w.lost {
+			now := time.Now()
+			if w.backSince.IsZero() {
+				w.backSince = now
+			}
+			if now.Sub(w.backSince) >= c.o.poll {
+				w.lost = false
+				w.backSince = time.Time{}
+				c.o.logger.Info("redisbreaker: Redis answers again; breakers share votes",
+					"namespace", c.o.namespace, "instance", c.o.id)
+			}
 		}
 		return true
 	}
 	c.healthy.Store(false)
-	c.stats.errors.Add(1)
 	if c.ctx.Err() != nil {
 		return false // closing: not a loss
 	}
+	c.stats.errors.Add(1)
+	w.failed = true
+	w.backSince = time.Time{}
 	if !w.lost {
 		w.lost = true
 		c.o.logger.Warn("redisbreaker: lost Redis; breakers decide alone until it answers",
