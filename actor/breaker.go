@@ -144,7 +144,8 @@ type Breaker struct {
 	clock      clock.Clock
 	logger     *slog.Logger // nil: slog.Default() at the time of logging
 	classifier classifier
-	stepHook   func() // tests only: run by the loop before each step; nil otherwise
+	stepHook   func()      // tests only: run by the loop before each step; nil otherwise
+	onEvent    func(Event) // a Group's hook: called by the loop with every transition; nil otherwise
 
 	// snap is written only by the loop (after every step that changes
 	// something) and read by callers: the lock-free fast path.
@@ -206,6 +207,7 @@ func New(opts ...Option) (*Breaker, error) {
 		logger:     o.logger,
 		classifier: o.classifier(),
 		stepHook:   o.stepHook,
+		onEvent:    o.onEvent,
 		reqc:       make(chan *request),
 		done:       make(chan struct{}),
 	}

@@ -226,6 +226,9 @@ func (l *loop) commit(now time.Time, ev *Event) {
 	}
 	if ev != nil {
 		l.toLog = ev
+		if l.b.onEvent != nil {
+			l.b.onEvent(*ev)
+		}
 		for _, s := range l.subs {
 			s.offer(*ev)
 		}

@@ -13,6 +13,7 @@ import (
 // An Option configures a breaker in [New]. Given twice, the last one wins.
 type Option interface {
 	apply(*options) error
+	GroupOption // every Option also configures every breaker of a Group
 }
 
 type optionFunc func(*options) error
@@ -40,11 +41,22 @@ type options struct {
 	classifyBy  []string // the options that chose one, for the error message
 
 	stepHook func() // tests only (see Breaker.stepHook)
+
+	nameSet bool        // WithName was given: a Group rejects it at group level and keeps it per key
+	onEvent func(Event) // a Group's hook (see withOnEvent)
 }
 
 // WithName names the breaker in events, errors and logs. Default "".
 func WithName(name string) Option {
-	return optionFunc(func(o *options) error { o.name = name; return nil })
+	return optionFunc(func(o *options) error { o.name, o.nameSet = name, true; return nil })
+}
+
+// withOnEvent makes the loop call f with every transition, right before it
+// offers it to the breaker's subscribers. f runs on the loop, so it must
+// never block. A Group uses it to deliver its events without a subscription
+// per breaker.
+func withOnEvent(f func(Event)) Option {
+	return optionFunc(func(o *options) error { o.onEvent = f; return nil })
 }
 
 // WithAllowedFails sets how many consecutive failures open the breaker: the
