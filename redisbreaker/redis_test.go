@@ -126,6 +126,7 @@ func (s *redisServer) start() error {
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = serverAttr()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
