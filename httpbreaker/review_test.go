@@ -25,3 +25,25 @@ func TestTransportClassifierPanics(t *testing.T) {
 	}()
 	assertCounted(t, breakerOf(t, tr.Group(), "http://example.test:80"), actor.Failure)
 }
+
+// A middleware around a ServeMux that is itself mounted on an outer route
+// keys on the inner mux's patterns: one breaker per route, not one for the
+// whole subtree the outer pattern covers.
+func TestMiddlewareInnerMuxPatternWins(t *testing.T) {
+	m := newMiddleware(t, newMock())
+	failing, healthy := newStatusHandler(500), newStatusHandler(200)
+	inner := http.NewServeMux()
+	inner.Handle("GET /api/fail", failing)
+	inner.Handle("GET /api/ok", healthy)
+	outer := http.NewServeMux()
+	outer.Handle("/api/", m.Wrap(inner))
+	srv, client := serve(t, outer)
+	for range 2 {
+		get(t, client, srv.URL+"/api/fail")
+	}
+	if status, _, _ := get(t, client, srv.URL+"/api/ok"); status != 200 {
+		t.Fatalf("the healthy route answered %d: shed with the failing one", status)
+	}
+	breakerOf(t, m.Group(), "GET /api/fail")
+	breakerOf(t, m.Group(), "GET /api/ok")
+}
