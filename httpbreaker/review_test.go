@@ -1,7 +1,9 @@
 package httpbreaker
 
 import (
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
@@ -46,4 +48,27 @@ func TestMiddlewareInnerMuxPatternWins(t *testing.T) {
 	}
 	breakerOf(t, m.Group(), "GET /api/fail")
 	breakerOf(t, m.Group(), "GET /api/ok")
+}
+
+// plainWriter can do nothing but write: no Flush, no Hijack.
+type plainWriter struct{ rec *httptest.ResponseRecorder }
+
+func (w plainWriter) Header() http.Header         { return w.rec.Header() }
+func (w plainWriter) Write(p []byte) (int, error) { return w.rec.Write(p) }
+func (w plainWriter) WriteHeader(code int)        { w.rec.WriteHeader(code) }
+
+// http.ResponseController's Flush through the wrapper reports what the
+// wrapped writer can do: http.ErrNotSupported when it cannot flush.
+func TestMiddlewareFlushErrorReachesResponseController(t *testing.T) {
+	m := newMiddleware(t, newMock())
+	var err error
+	h := m.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err = http.NewResponseController(w).Flush()
+	}))
+	r := httptest.NewRequest(http.MethodGet, "/x", nil)
+	r.Pattern = "GET /x"
+	h.ServeHTTP(plainWriter{httptest.NewRecorder()}, r)
+	if !errors.Is(err, http.ErrNotSupported) {
+		t.Fatalf("ResponseController.Flush through the wrapper: %v, want http.ErrNotSupported", err)
+	}
 }
