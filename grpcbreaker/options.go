@@ -75,7 +75,8 @@ func WithGroupOptions(opts ...actor.GroupOption) Option {
 // error while the caller's context is done with context.Canceled is Ignored
 // before f is asked. Wrap Classify to change a few codes and keep the rest. A
 // nil f is an error; an f that panics counts the call as a Failure, and the
-// panic goes on.
+// panic goes on; any answer other than the three outcomes counts as a
+// Failure.
 func WithClassifier(f func(error) actor.Outcome) Option {
 	return optionFunc(func(o *options) error {
 		if f == nil {
