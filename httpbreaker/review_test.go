@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
 )
@@ -70,5 +71,20 @@ func TestMiddlewareFlushErrorReachesResponseController(t *testing.T) {
 	h.ServeHTTP(plainWriter{httptest.NewRecorder()}, r)
 	if !errors.Is(err, http.ErrNotSupported) {
 		t.Fatalf("ResponseController.Flush through the wrapper: %v, want http.ErrNotSupported", err)
+	}
+}
+
+// Only the Failure that opens the breaker sets the open period: a
+// Retry-After on an earlier failure is not remembered.
+func TestTransportRetryAfterOnlyFromTheOpeningFailure(t *testing.T) {
+	srv := newBackend(t)
+	mock := newMock()
+	_, client := newTransport(t, mock, srv.Client().Transport)
+	get(t, client, srv.URL+"/?status=503&retry-after=120")
+	get(t, client, srv.URL+"/?status=500")
+	_, _, err := get(t, client, srv.URL)
+	var oe *actor.OpenError
+	if !errors.As(err, &oe) || !oe.Until.Equal(mock.Now().Add(30*time.Second)) {
+		t.Fatalf("after a 503 with Retry-After then a plain 500: %v; want open for the retry timer (30s)", err)
 	}
 }
