@@ -537,12 +537,14 @@ func (g *Group[K]) tryDropLocked(m *member[K], u uint32, sum uint64) bool {
 // evictLocked drops the least recently used droppable member to make room,
 // and reports whether it found one. A member used since it took its place
 // goes to the back; an unhealthy one leaves the list until a sweep finds it
-// healthy again. Each member is looked at once at most, so a call costs in
-// proportion to the members it moves, each of which then stays put until it
-// is used again.
+// healthy again. A member is moved at most once per call (once moved, its
+// filed epoch is its last use), so two passes over the list reach a
+// droppable member if there is one, even when every member was used since
+// it was filed; a call costs in proportion to the members it moves, each of
+// which then stays put until it is used again.
 func (g *Group[K]) evictLocked() bool {
 	cur := g.epoch.Load()
-	for tries := g.lruLen; tries > 0; tries-- {
+	for tries := 2 * g.lruLen; tries > 0; tries-- {
 		m := g.lru.next
 		if m == &g.lru {
 			return false

@@ -43,7 +43,9 @@ func Classify(err error) actor.Outcome {
 }
 
 // outcome classifies the error of a call made with ctx: a caller that gave up
-// is not the dependency's fault.
+// is not the dependency's fault. A classifier's answer other than Success,
+// Failure or Ignored is a Failure: the permit must be reported either way
+// (ReportOutcome refuses an out-of-range outcome and leaves it outstanding).
 func (o *options) outcome(ctx context.Context, err error) actor.Outcome {
 	if err == nil {
 		return actor.Success
@@ -51,5 +53,9 @@ func (o *options) outcome(ctx context.Context, err error) actor.Outcome {
 	if ctx.Err() == context.Canceled {
 		return actor.Ignored
 	}
-	return o.classify(err)
+	switch out := o.classify(err); out {
+	case actor.Success, actor.Failure, actor.Ignored:
+		return out
+	}
+	return actor.Failure
 }

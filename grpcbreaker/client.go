@@ -43,12 +43,21 @@ func NewClient(opts ...Option) (*Client, error) {
 	return &Client{opts: o, group: g}, nil
 }
 
-// Group returns the client's breakers, keyed by target.
-func (c *Client) Group() *actor.Group[string] { return c.group }
+// Group returns the client's breakers, keyed by target; nil for a nil Client.
+func (c *Client) Group() *actor.Group[string] {
+	if c == nil {
+		return nil
+	}
+	return c.group
+}
 
 // Stop stops every breaker of the client. It is idempotent. Calls after Stop
-// are refused.
-func (c *Client) Stop() { c.group.Stop() }
+// are refused. On a nil Client it does nothing.
+func (c *Client) Stop() {
+	if c != nil {
+		c.group.Stop()
+	}
+}
 
 // UnaryInterceptor returns the interceptor for grpc.WithChainUnaryInterceptor.
 // It counts each call's outcome, as [Classify] or [WithClassifier] says.
@@ -108,6 +117,9 @@ func (c *Client) StreamInterceptor() grpc.StreamClientInterceptor {
 // permit asks target's breaker for a permit. It returns a nil permit and no
 // error when the call goes through unprotected (the group is full).
 func (c *Client) permit(ctx context.Context, target string) (*actor.Permit, error) {
+	if c == nil || c.opts == nil {
+		return nil, errNotMade
+	}
 	b, err := c.group.Get(target)
 	if err != nil {
 		if errors.Is(err, actor.ErrGroupFull) {

@@ -1,7 +1,6 @@
 package grpcbreaker
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
@@ -22,18 +21,23 @@ type options struct {
 	classify func(error) actor.Outcome
 }
 
-// errInvalid is wrapped by every error about bad input.
-var errInvalid = errors.New("grpcbreaker: invalid argument")
+// errInvalid is wrapped by every error about bad input: actor.ErrInvalid, as
+// in every package of the library, so errors.Is(err, actor.ErrInvalid) holds.
+var errInvalid = actor.ErrInvalid
+
+// errNotMade is what the interceptors of a nil or zero Client or Server
+// return, rather than panic.
+var errNotMade = invalid("a nil or zero Client or Server: make it with NewClient or NewServer")
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errInvalid}, args...)...)
+	return fmt.Errorf("%w: grpcbreaker: "+format, append([]any{errInvalid}, args...)...)
 }
 
 func newOptions(constructor string, opts []Option) (*options, error) {
 	o := &options{classify: Classify}
 	for i, opt := range opts {
 		if opt == nil {
-			return nil, invalid("%s: option %d is nil", constructor, i)
+			return nil, invalid("%s: option %d of %d is nil", constructor, i+1, len(opts))
 		}
 		if err := opt.apply(o); err != nil {
 			return nil, fmt.Errorf("%s: %w", constructor, err)
@@ -75,7 +79,8 @@ func WithGroupOptions(opts ...actor.GroupOption) Option {
 // error while the caller's context is done with context.Canceled is Ignored
 // before f is asked. Wrap Classify to change a few codes and keep the rest. A
 // nil f is an error; an f that panics counts the call as a Failure, and the
-// panic goes on.
+// panic goes on; any answer other than the three outcomes counts as a
+// Failure.
 func WithClassifier(f func(error) actor.Outcome) Option {
 	return optionFunc(func(o *options) error {
 		if f == nil {

@@ -55,12 +55,22 @@ func NewServer(opts ...Option) (*Server, error) {
 	return &Server{opts: o, group: g}, nil
 }
 
-// Group returns the server's breakers, keyed by full method name.
-func (s *Server) Group() *actor.Group[string] { return s.group }
+// Group returns the server's breakers, keyed by full method name; nil for a
+// nil Server.
+func (s *Server) Group() *actor.Group[string] {
+	if s == nil {
+		return nil
+	}
+	return s.group
+}
 
 // Stop stops every breaker of the server. It is idempotent. Calls after Stop
-// are answered codes.Unavailable.
-func (s *Server) Stop() { s.group.Stop() }
+// are answered codes.Unavailable. On a nil Server it does nothing.
+func (s *Server) Stop() {
+	if s != nil {
+		s.group.Stop()
+	}
+}
 
 // UnaryInterceptor returns the interceptor for grpc.ChainUnaryInterceptor.
 func (s *Server) UnaryInterceptor() grpc.UnaryServerInterceptor {
@@ -92,6 +102,9 @@ func (s *Server) UnaryInterceptor() grpc.UnaryServerInterceptor {
 // error when the call goes through unprotected (the group is full), and the
 // status to answer when the breaker refuses.
 func (s *Server) permit(ctx context.Context, method string) (*actor.Permit, error) {
+	if s == nil || s.opts == nil {
+		return nil, status.Error(codes.Internal, errNotMade.Error())
+	}
 	b, err := s.group.Get(method)
 	if err != nil {
 		if errors.Is(err, actor.ErrGroupFull) {

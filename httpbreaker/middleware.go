@@ -15,11 +15,12 @@ import (
 // else. Wrap handlers with [Middleware.Wrap].
 //
 // The key of a request is, in this order: what [WithKey] returns, when
-// given; r.Pattern, when the wrapped handler is registered on a ServeMux
-// (mux.Handle(pattern, m.Wrap(h))); or, when the wrapped handler is itself
-// an *http.ServeMux (m.Wrap(mux)), the pattern the mux will route r to (a
-// request the mux has no route for, which it answers with 404 or a
-// redirect, passes through). A request with no key, or a new key at the key
+// given; when the wrapped handler is itself an *http.ServeMux
+// (m.Wrap(mux)), the pattern the mux will route r to (a request the mux has
+// no route for, which it answers with 404 or a redirect, passes through),
+// even when that mux is mounted on a route of another one (its pattern is
+// the narrower); or r.Pattern, when the wrapped handler is registered on a
+// ServeMux (mux.Handle(pattern, m.Wrap(h))). A request with no key, or a new key at the key
 // cap ([DefaultMaxBreakers]), passes through unprotected, counted by
 // [Middleware.Unprotected] and logged once at Warn. It is never keyed on its
 // raw path: paths are unbounded.
@@ -153,11 +154,13 @@ func (h *handler) keyOf(r *http.Request) (key string, routed bool) {
 	switch {
 	case h.m.key != nil:
 		return h.m.key(r), false
-	case r.Pattern != "":
-		return r.Pattern, false
 	case h.mux != nil:
+		// Before r.Pattern: an outer mux's pattern (m.Wrap(inner) mounted
+		// at "/api/") would put every route of the inner mux on one breaker.
 		_, pattern := h.mux.Handler(r)
 		return pattern, true
+	case r.Pattern != "":
+		return r.Pattern, false
 	}
 	return "", false
 }

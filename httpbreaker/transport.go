@@ -111,14 +111,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		return nil, err // the refusal as it is (callers match it), or ctx's error
 	}
-	reported := false
+	classified := false
 	defer func() {
-		if !reported {
-			p.ReportOutcome(actor.Failure) // next panicked: the panic goes on
+		if !classified {
+			p.ReportOutcome(actor.Failure) // next or the classifier panicked: the panic goes on
 		}
 	}()
 	resp, err := t.next.RoundTrip(req)
-	reported = true
 	var o actor.Outcome
 	switch {
 	case err != nil && canceled(ctx):
@@ -130,6 +129,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	default:
 		o = Classify(resp, err)
 	}
+	classified = true
 	p.ReportRetryAfter(o, t.retryAfter(o, resp))
 	return resp, err
 }

@@ -9,8 +9,8 @@ import (
 )
 
 // statusWriter records the status a handler answers with. It keeps what the
-// writer it wraps can do reachable: Flush and Hijack directly (for code that
-// type-asserts http.Flusher or http.Hijacker), everything else through Unwrap
+// writer it wraps can do reachable: Flush (and FlushError) and Hijack directly
+// (for code that type-asserts http.Flusher or http.Hijacker), everything else through Unwrap
 // (http.ResponseController unwraps it).
 type statusWriter struct {
 	w      http.ResponseWriter
@@ -57,11 +57,16 @@ func (sw *statusWriter) ReadFrom(r io.Reader) (int64, error) {
 type writerOnly struct{ io.Writer }
 
 // Flush sends what is buffered; it does nothing if the wrapped writer cannot.
-func (sw *statusWriter) Flush() {
+func (sw *statusWriter) Flush() { _ = sw.FlushError() }
+
+// FlushError is Flush with the wrapped writer's error (http.ErrNotSupported
+// when it cannot flush). http.ResponseController prefers it to Flush, so a
+// handler that asks it to flush learns what happened.
+func (sw *statusWriter) FlushError() error {
 	if sw.status == 0 {
 		sw.status = http.StatusOK
 	}
-	_ = http.NewResponseController(sw.w).Flush()
+	return http.NewResponseController(sw.w).Flush()
 }
 
 // Hijack takes over the connection, if the wrapped writer can

@@ -1,8 +1,9 @@
 package otelbreaker
 
 import (
-	"errors"
 	"fmt"
+
+	"github.com/circuitbreaker-go/circuitbreaker/actor"
 
 	"go.opentelemetry.io/otel/attribute"
 )
@@ -26,11 +27,12 @@ const DefaultMaxNames = 100
 // the breakers beyond its cap on names.
 const OtherName = "_other"
 
-// errInvalid is wrapped by every error about bad input.
-var errInvalid = errors.New("otelbreaker: invalid argument")
+// errInvalid is wrapped by every error about bad input: actor.ErrInvalid, as
+// in every package of the library, so errors.Is(err, actor.ErrInvalid) holds.
+var errInvalid = actor.ErrInvalid
 
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errInvalid}, args...)...)
+	return fmt.Errorf("%w: otelbreaker: "+format, append([]any{errInvalid}, args...)...)
 }
 
 type options struct {
@@ -43,7 +45,7 @@ func newOptions(opts []Option) (*options, error) {
 	o := &options{maxNames: DefaultMaxNames}
 	for i, opt := range opts {
 		if opt == nil {
-			return nil, invalid("option %d is nil", i)
+			return nil, invalid("option %d of %d is nil", i+1, len(opts))
 		}
 		if err := opt.apply(o); err != nil {
 			return nil, err
