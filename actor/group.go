@@ -39,8 +39,7 @@ const DefaultIdleTTL = 10 * time.Minute
 // ErrGroupFull is returned by [Group.Get] when the group holds
 // [WithMaxBreakers] breakers and none of them can be dropped to make room:
 // every one is open, half-open, forced open, disabled or has failures (so
-// dropping it would reset a failing dependency), or it is new. The key gets
-// no breaker.
+// dropping it would reset a failing dependency). The key gets no breaker.
 //
 // What to do with it: treat the call as unprotected or refuse it, but do not
 // retry Get in a loop. A cap is reached either because keys come from
@@ -183,7 +182,8 @@ type Group[K comparable] struct {
 	armSeq   uint64       // incremented by every arming and disarming: a stale firing is ignored
 	armed    bool
 	sweeping bool
-	sweeps   sync.WaitGroup // a running sweep; Stop waits for it
+	sweeps   sync.WaitGroup // one per arming whose callback may still run; Stop waits for them
+	arming   *atomic.Bool   // the current arming's: set by whoever settles its count (its callback, or a disarm that stopped it)
 	stopping bool
 	watchers []*watcher[K] // copy on write: hook items keep the slice of their time
 	hooks    hookQueue[K]
@@ -592,14 +592,29 @@ func (g *Group[K]) armLocked() {
 	g.armSeq++
 	seq := g.armSeq
 	g.armed = true
-	g.timer = g.clock.AfterFunc(g.period, func() { g.sweep(seq) })
+	// Counted until its callback has run or a disarm has stopped it, so
+	// that Stop returns only when no sweep goroutine of the group remains,
+	// also when the real clock fires just as Stop disarms. The flag makes
+	// that exactly one Done per arming, though a mock clock may run one
+	// AfterFunc twice.
+	settled := new(atomic.Bool)
+	g.sweeps.Add(1)
+	g.arming = settled
+	g.timer = g.clock.AfterFunc(g.period, func() {
+		if settled.CompareAndSwap(false, true) {
+			defer g.sweeps.Done()
+			g.sweep(seq)
+		}
+	})
 }
 
 func (g *Group[K]) disarmLocked() {
 	g.armSeq++
 	g.armed = false
 	if g.timer != nil {
-		g.timer.Stop()
+		if g.timer.Stop() && g.arming.CompareAndSwap(false, true) {
+			g.sweeps.Done() // its callback will not run
+		}
 		g.timer = nil
 	}
 }
@@ -620,8 +635,6 @@ func (g *Group[K]) sweep(seq uint64) {
 		return
 	}
 	g.armed, g.timer, g.sweeping = false, nil, true
-	g.sweeps.Add(1)
-	defer g.sweeps.Done()
 	cur := g.epoch.Add(1)
 	for i := len(g.members) - 1; i >= 0 && !g.stopping; {
 		for n := 0; n < sweepChunk && i >= 0; n++ {
@@ -716,7 +729,7 @@ func (g *Group[K]) Stop() {
 	subs := g.subs.Swap(nil)
 	g.mu.Unlock()
 
-	g.sweeps.Wait() // a sweep that started before stopping was set
+	g.sweeps.Wait() // a sweep callback that fired before stopping was set, or fires meanwhile
 	for _, m := range members {
 		m.b.Stop()
 	}

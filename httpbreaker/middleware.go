@@ -176,7 +176,7 @@ func (m *Middleware) noKey(r *http.Request) {
 	if !m.warnedNoKey.Swap(true) {
 		logger(m.logger).Warn("httpbreaker: a request has no key, so it goes through unprotected; "+
 			"wrap handlers registered on a ServeMux, wrap the ServeMux itself, or give WithKey",
-			"method", r.Method, "path", r.URL.Path)
+			"method", r.Method) // never the raw path: it may carry ids or secrets, and paths are unbounded
 	}
 }
 
