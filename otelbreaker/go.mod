@@ -6,7 +6,7 @@ replace github.com/circuitbreaker-go/circuitbreaker => ../
 
 require (
 	github.com/benbjohnson/clock v1.3.5
-	github.com/circuitbreaker-go/circuitbreaker v0.0.0-00010101000000-000000000000
+	github.com/circuitbreaker-go/circuitbreaker v0.1.0
 	github.com/prometheus/client_golang v1.24.1
 	go.opentelemetry.io/otel v1.46.0
 	go.opentelemetry.io/otel/exporters/prometheus v0.68.0

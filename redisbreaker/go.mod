@@ -6,7 +6,7 @@ replace github.com/circuitbreaker-go/circuitbreaker => ../
 
 require (
 	github.com/benbjohnson/clock v1.3.5
-	github.com/circuitbreaker-go/circuitbreaker v0.0.0-00010101000000-000000000000
+	github.com/circuitbreaker-go/circuitbreaker v0.1.0
 	github.com/redis/go-redis/v9 v9.22.0
 	go.uber.org/goleak v1.3.0
 )
