@@ -322,7 +322,14 @@ func (w *worker) trip(m *member, votes int) {
 	c := w.c
 	m.tripMu.Lock()
 	defer m.tripMu.Unlock()
-	if m.left || m.b.State() != actor.StateClosed {
+	c.mu.Lock()
+	// News the worker has not taken (an opening and an operator's Reset
+	// since it read the votes, say) makes its view stale: the votes it
+	// counted may predate that close. The news wakes the worker, which
+	// decides again once it knows the close's server time.
+	stale := m.queued || c.rescan
+	c.mu.Unlock()
+	if m.left || stale || m.b.State() != actor.StateClosed {
 		return
 	}
 	reason := fmt.Sprintf("redisbreaker: %d instances voted open in cluster %q (quorum %d)", votes, c.o.namespace, c.o.quorum)
