@@ -28,7 +28,7 @@ type Cluster struct {
 	o       options
 	index   string // the index key
 	channel string // the hint channel
-	split   bool   // Redis Cluster: the index is written by its own script
+	split   bool   // Redis Cluster or Ring: the index is written by its own script
 
 	ctx    context.Context // cancelled by Close; every Redis operation derives from it
 	cancel context.CancelFunc
@@ -103,7 +103,14 @@ func NewCluster(client redis.UniversalClient, opts ...Option) (*Cluster, error) 
 	if err != nil {
 		return nil, err
 	}
-	_, split := client.(*redis.ClusterClient)
+	// A ClusterClient or a Ring sends a script to the node of its first
+	// key: the index (its own slot or shard) must be written by a script of
+	// its own, or it would land on the node of some name.
+	var split bool
+	switch client.(type) {
+	case *redis.ClusterClient, *redis.Ring:
+		split = true
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{
 		client:  client,

@@ -189,11 +189,11 @@ func (w *worker) vote(name string, cast bool) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.o.timeout)
 	defer cancel()
 	res, err := voteScript.Run(ctx, c.client, keys, c.o.id, flag, c.o.ttl.Milliseconds(), name, c.channel).Int64Slice()
-	if err == nil && len(res) != 3 {
+	if err == nil && len(res) != 4 {
 		err = fmt.Errorf("redisbreaker: vote script returned %v", res)
 	}
 	if err == nil && c.split {
-		err = indexScript.Run(ctx, c.client, []string{c.index}, name, res[2]).Err()
+		err = indexScript.Run(ctx, c.client, []string{c.index}, name, res[2], res[3]).Err()
 	}
 	if !w.answered(err) {
 		return err
