@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -175,6 +176,9 @@ func (c *Cluster) Join(b *actor.Breaker) (leave func(), err error) {
 	if name == "" {
 		return nil, errors.New("redisbreaker: Join: the breaker has no name (give it actor.WithName)")
 	}
+	if err := c.checkName(name); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -205,6 +209,17 @@ func (c *Cluster) Join(b *actor.Breaker) (leave func(), err error) {
 	}
 	c.leaves[m] = leave
 	return leave, nil
+}
+
+// checkName refuses, under Redis Cluster or a Ring, a name that cannot be
+// its keys' hash tag: in <namespace>:{}x}:votes the braces hold nothing, so
+// the server hashes the whole key, a name's two keys land in different
+// slots, and every vote script would fail with CROSSSLOT.
+func (c *Cluster) checkName(name string) error {
+	if c.split && strings.HasPrefix(name, "}") {
+		return fmt.Errorf("redisbreaker: Join: the name %q starts with '}': under Redis Cluster its keys cannot share a slot", name)
+	}
+	return nil
 }
 
 // addLocked registers a member and asks the worker for a poll, so that a

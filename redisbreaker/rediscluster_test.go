@@ -2,6 +2,7 @@ package redisbreaker
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -283,4 +284,30 @@ func TestRingQuorumByPoll(t *testing.T) {
 		t.Fatalf("index on shard %s, %d names on the other shard: the test proves nothing", index, apart)
 	}
 	t.Logf("%d of %d names on the other shard than the index", apart, len(names))
+}
+
+// Semantic 29 under Redis Cluster: the name is the hash tag, so a name the
+// server cannot read as one (it starts with '}': "<ns>:{}x}:votes" has an
+// empty tag) is refused by Join with a clear error instead of failing every
+// vote with CROSSSLOT, and a namespace with a '{' (which would take the tag
+// from the name) is refused by NewCluster. Standalone Redis shares such a
+// name as any other.
+func TestRedisClusterHashTag(t *testing.T) {
+	srv := clusterNode(t)
+	ns := namespace(t)
+	c := newClusterOn(t, newClusterClient(t, srv.addr), fast(ns, 1)...)
+	b, _ := newBreaker(t, "}x")
+	if _, err := c.Join(b); err == nil || !strings.Contains(err.Error(), "slot") {
+		t.Fatalf("Join of %q under Redis Cluster: %v, want an error about the slot", b.Name(), err)
+	}
+	if _, err := NewCluster(newClusterClient(t, srv.addr), WithNamespace("svc{a}")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf(`WithNamespace("svc{a}"): %v, want ErrInvalid`, err)
+	}
+
+	// The same name on standalone Redis.
+	sns := namespace(t)
+	x := newInstance(t, shared.addr, "}x", fast(sns, 1)...)
+	y := newInstance(t, shared.addr, "}x", fast(sns, 1)...)
+	fail(t, x.b)
+	wantOpenByCluster(t, y, sns, "1")
 }
