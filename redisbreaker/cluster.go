@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -28,7 +29,7 @@ type Cluster struct {
 	o       options
 	index   string // the index key
 	channel string // the hint channel
-	split   bool   // Redis Cluster: the index is written by its own script
+	split   bool   // Redis Cluster or Ring: the index is written by its own script
 
 	ctx    context.Context // cancelled by Close; every Redis operation derives from it
 	cancel context.CancelFunc
@@ -103,7 +104,14 @@ func NewCluster(client redis.UniversalClient, opts ...Option) (*Cluster, error) 
 	if err != nil {
 		return nil, err
 	}
-	_, split := client.(*redis.ClusterClient)
+	// A ClusterClient or a Ring sends a script to the node of its first
+	// key: the index (its own slot or shard) must be written by a script of
+	// its own, or it would land on the node of some name.
+	var split bool
+	switch client.(type) {
+	case *redis.ClusterClient, *redis.Ring:
+		split = true
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Cluster{
 		client:  client,
@@ -168,6 +176,9 @@ func (c *Cluster) Join(b *actor.Breaker) (leave func(), err error) {
 	if name == "" {
 		return nil, errors.New("redisbreaker: Join: the breaker has no name (give it actor.WithName)")
 	}
+	if err := c.checkName(name); err != nil {
+		return nil, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
@@ -198,6 +209,17 @@ func (c *Cluster) Join(b *actor.Breaker) (leave func(), err error) {
 	}
 	c.leaves[m] = leave
 	return leave, nil
+}
+
+// checkName refuses, under Redis Cluster or a Ring, a name that cannot be
+// its keys' hash tag: in <namespace>:{}x}:votes the braces hold nothing, so
+// the server hashes the whole key, a name's two keys land in different
+// slots, and every vote script would fail with CROSSSLOT.
+func (c *Cluster) checkName(name string) error {
+	if c.split && strings.HasPrefix(name, "}") {
+		return fmt.Errorf("redisbreaker: Join: the name %q starts with '}': under Redis Cluster its keys cannot share a slot", name)
+	}
+	return nil
 }
 
 // addLocked registers a member and asks the worker for a poll, so that a

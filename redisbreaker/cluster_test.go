@@ -364,6 +364,7 @@ func TestInvalidOptions(t *testing.T) {
 		{"WithPollInterval", WithPollInterval(-time.Second)},
 		{"WithTimeout", WithTimeout(0)},
 		{"WithNamespace", WithNamespace("")},
+		{"WithNamespace", WithNamespace("svc{a}")},
 		{"WithInstanceID", WithInstanceID("")},
 		{"WithQueueSize", WithQueueSize(0)},
 		{"WithLogger", WithLogger(nil)},

@@ -47,5 +47,6 @@
 // The same fields exist on redis.ClusterOptions, redis.FailoverOptions and
 // redis.UniversalOptions. Under Redis Cluster a name's keys share one slot
 // (the name is the hash tag), and the index of voted names is written by a
-// second script, since it lives in another slot.
+// second script, since it lives in another slot; the same holds for a
+// redis.Ring, which shards by the same hash tag.
 package redisbreaker

@@ -10,7 +10,8 @@ import (
 // JoinGroup shares every breaker of g, those there now and those it makes
 // later, each under its own name (by default fmt.Sprint of its key), as
 // [Cluster.Join] does for one. A breaker the group drops leaves with it. A
-// breaker with an empty name is not shared.
+// breaker whose name Join would refuse (empty, or starting with '}' under
+// Redis Cluster or a Ring) is not shared.
 //
 // It costs one goroutine per group, not per breaker: the group's event
 // subscription brings every breaker's transitions, and the group's Watch
@@ -92,7 +93,7 @@ type groupJoin[K comparable] struct {
 
 func (j *groupJoin[K]) made(key K, b *actor.Breaker) {
 	name := b.Name()
-	if name == "" {
+	if name == "" || j.c.checkName(name) != nil {
 		return
 	}
 	j.mu.Lock()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -60,12 +61,16 @@ func withoutHints() Option {
 // WithNamespace sets the prefix of every key and of the hint channel.
 // Default "circuitbreaker". Instances share votes exactly when they share a
 // namespace (and a Redis): services whose breakers have the same names but
-// must not trip each other need different namespaces. An empty namespace is
-// an error.
+// must not trip each other need different namespaces. An empty namespace, or
+// one with a '{' (a breaker's name between braces must be the first, so
+// that Redis Cluster hashes one name's keys to one slot), is an error.
 func WithNamespace(ns string) Option {
 	return optionFunc(func(o *options) error {
 		if ns == "" {
 			return invalid("WithNamespace(%q): must not be empty", ns)
+		}
+		if strings.Contains(ns, "{") {
+			return invalid("WithNamespace(%q): must not contain '{' (the breaker's name is the keys' hash tag)", ns)
 		}
 		o.namespace = ns
 		return nil

@@ -84,11 +84,12 @@ type redisServer struct {
 	addr   string
 	cmd    *exec.Cmd
 	exited chan struct{} // closed once the process is reaped
+	extra  []string      // more redis-server arguments (cluster mode)
 }
 
 // startRedis starts redis-server on port (0: a free one) and waits until it
 // answers PING.
-func startRedis(port int) (*redisServer, error) {
+func startRedis(port int, extra ...string) (*redisServer, error) {
 	if redisBinary == "" {
 		return nil, errors.New("redis-server not found in PATH")
 	}
@@ -101,7 +102,7 @@ func startRedis(port int) (*redisServer, error) {
 				return nil, err
 			}
 		}
-		s := &redisServer{port: p, addr: "127.0.0.1:" + strconv.Itoa(p)}
+		s := &redisServer{port: p, addr: "127.0.0.1:" + strconv.Itoa(p), extra: extra}
 		if lastErr = s.start(); lastErr == nil {
 			return s, nil
 		}
@@ -122,8 +123,9 @@ func freePort() (int, error) {
 }
 
 func (s *redisServer) start() error {
-	cmd := exec.Command(redisBinary, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning")
+	args := append([]string{"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+		"--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"}, s.extra...)
+	cmd := exec.Command(redisBinary, args...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = serverAttr()
@@ -257,7 +259,12 @@ type instance struct {
 
 func newInstance(t testing.TB, addr, name string, opts ...Option) *instance {
 	t.Helper()
-	c := newCluster(t, addr, opts...)
+	return joinInstance(t, newCluster(t, addr, opts...), name)
+}
+
+// joinInstance joins a new breaker named name to c.
+func joinInstance(t testing.TB, c *Cluster, name string) *instance {
+	t.Helper()
 	b, clk := newBreaker(t, name)
 	events, cancel := b.Subscribe()
 	t.Cleanup(cancel)

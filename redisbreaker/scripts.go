@@ -27,12 +27,19 @@ func hintChannel(ns string) string    { return ns + ":hints" }
 //	ARGV[3] TTL in ms, ARGV[4] name, ARGV[5] hint channel
 //
 // It drops expired votes first, and returns {server time, live votes,
-// latest expiry} (expiry 0 when no vote is left). A vote also PUBLISHes
-// the name on the hint channel so that other instances re-read it now
-// instead of at their next poll.
+// latest expiry, gone} (expiry 0 when no vote is left; gone, the latest
+// expiry the votes held before the script, expired ones included: what
+// indexScript may remove). A vote also PUBLISHes the name on the hint
+// channel so that other instances re-read it now instead of at their next
+// poll.
 var voteScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local before = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local gone = 0
+if #before > 0 then
+  gone = tonumber(before[2])
+end
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
 for _, id in ipairs(expired) do
   redis.call('HDEL', KEYS[2], id)
@@ -67,19 +74,28 @@ end
 if ARGV[2] == '1' then
   redis.call('PUBLISH', ARGV[5], ARGV[4])
 end
-return {now, live, latest}
+return {now, live, latest, gone}
 `)
 
-// indexScript does voteScript's index part on its own, for Redis Cluster,
-// where the index and a name's keys live in different slots.
+// indexScript does voteScript's index part on its own, for Redis Cluster
+// (and Ring), where the index and a name's keys live in different slots.
+// It runs after voteScript, not atomically with it, so another instance's
+// vote may reach the index in between: a withdrawal removes the name only
+// while its score is no later than the votes it saw go (gone); a vote cast
+// since expires later (by at least the poll interval, the rate limit of
+// one instance's vote scripts) and keeps the name.
 //
-//	KEYS[1] index; ARGV[1] name, ARGV[2] latest expiry (0: no vote left)
+//	KEYS[1] index; ARGV[1] name, ARGV[2] latest expiry (0: no vote left),
+//	ARGV[3] gone (see voteScript)
 var indexScript = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local latest = tonumber(ARGV[2])
 if latest == 0 then
-  redis.call('ZREM', KEYS[1], ARGV[1])
+  local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
+  if cur and tonumber(cur) <= tonumber(ARGV[3]) then
+    redis.call('ZREM', KEYS[1], ARGV[1])
+  end
 else
   local cur = redis.call('ZSCORE', KEYS[1], ARGV[1])
   if not cur or tonumber(cur) < latest then

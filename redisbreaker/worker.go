@@ -189,11 +189,11 @@ func (w *worker) vote(name string, cast bool) error {
 	ctx, cancel := context.WithTimeout(c.ctx, c.o.timeout)
 	defer cancel()
 	res, err := voteScript.Run(ctx, c.client, keys, c.o.id, flag, c.o.ttl.Milliseconds(), name, c.channel).Int64Slice()
-	if err == nil && len(res) != 3 {
+	if err == nil && len(res) != 4 {
 		err = fmt.Errorf("redisbreaker: vote script returned %v", res)
 	}
 	if err == nil && c.split {
-		err = indexScript.Run(ctx, c.client, []string{c.index}, name, res[2]).Err()
+		err = indexScript.Run(ctx, c.client, []string{c.index}, name, res[2], res[3]).Err()
 	}
 	if !w.answered(err) {
 		return err
@@ -322,7 +322,14 @@ func (w *worker) trip(m *member, votes int) {
 	c := w.c
 	m.tripMu.Lock()
 	defer m.tripMu.Unlock()
-	if m.left || m.b.State() != actor.StateClosed {
+	c.mu.Lock()
+	// News the worker has not taken (an opening and an operator's Reset
+	// since it read the votes, say) makes its view stale: the votes it
+	// counted may predate that close. The news wakes the worker, which
+	// decides again once it knows the close's server time.
+	stale := m.queued || c.rescan
+	c.mu.Unlock()
+	if m.left || stale || m.b.State() != actor.StateClosed {
 		return
 	}
 	reason := fmt.Sprintf("redisbreaker: %d instances voted open in cluster %q (quorum %d)", votes, c.o.namespace, c.o.quorum)
