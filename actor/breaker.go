@@ -178,9 +178,11 @@ type Breaker struct {
 	snap atomic.Pointer[snapshot]
 
 	// Immutable after New:
-	logger     *slog.Logger // nil: slog.Default() at the time of logging
-	classifier *classifier  // nil: the default rules
-	stepHook   func()       // tests only: run by the executor before each step; nil otherwise
+	logger     *slog.Logger  // nil: slog.Default() at the time of logging
+	classifier *classifier   // nil: the default rules
+	slowCall   time.Duration // WithSlowCall; 0: off
+	onEvent    func(Event)   // a Group's hook: called by the executor with every transition; nil otherwise
+	stepHook   func()        // tests only: run by the executor before each step; nil otherwise
 
 	// Owned by the executor (the machine's configuration, its first
 	// fields, is immutable):
@@ -233,6 +235,7 @@ type snapshot struct {
 	st       uint8      // the State
 	probeOut bool       // half-open: the probe is granted and not yet reported
 	stopped  bool
+	window   *window // policy: closed with a failure rate: where fast-path successes go (see window.go)
 
 	// Derived, for the fast path's single test:
 	grants bool // closed and not stopped: a permit is granted from the snapshot
@@ -255,9 +258,12 @@ func New(opts ...Option) (*Breaker, error) {
 	b := &Breaker{
 		logger:     o.logger,
 		classifier: o.classifier(),
+		slowCall:   o.slowCall,
 		stepHook:   o.stepHook,
+		onEvent:    o.onEvent,
 	}
 	b.m = *newMachine(o.name, o.clock, o.allowedFails, o.retry, o.probeTimeout)
+	b.m.setPolicies(&o)
 	b.first = b.m.snapshot()
 	b.cur = &b.first
 	b.snap.Store(b.cur)
@@ -346,6 +352,7 @@ type Permit struct {
 	ctx      context.Context // the context it was granted with: a caller that gave up is not blamed (semantic 2)
 	t        ticket
 	reported atomic.Bool
+	granted  time.Time // with WithSlowCall, when it was granted on the breaker's clock
 }
 
 // ticket identifies a granted permit to the loop: which generation it was
@@ -361,14 +368,27 @@ type ticket struct {
 // there is no permit and nothing to report. A nil ctx is treated as
 // context.Background().
 func (b *Breaker) Permit(ctx context.Context) (*Permit, error) {
-	t, err := b.acquire(ctx)
+	// Small enough to inline, so that a caller that keeps the permit to
+	// itself (httpbreaker's RoundTrip, say) holds it on its stack instead
+	// of allocating it.
+	return (&Permit{b: b}).grant(ctx)
+}
+
+// grant asks p's breaker for p's ticket: p when granted, nil and the refusal
+// otherwise.
+func (p *Permit) grant(ctx context.Context) (*Permit, error) {
+	t, err := p.b.acquire(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	return &Permit{b: b, ctx: ctx, t: t}, nil
+	p.ctx, p.t = ctx, t
+	if p.b.slowCall > 0 { // WithSlowCall times the permit
+		p.granted = p.b.m.clock.Now()
+	}
+	return p, nil
 }
 
 // Probe reports whether p is the half-open probe, the one permit whose
@@ -394,6 +414,13 @@ func (p *Permit) Report(err error) bool {
 		return false
 	}
 	if !p.reported.CompareAndSwap(false, true) {
+		return false
+	}
+	if p.slow() { // WithSlowCall: too late to count as anything but a Failure, a cancellation included
+		if p.b.settleSlow(p.t, Failure, 0) {
+			p.b.logClassified(p.ctx, classified{Failure, whySlow}, err)
+			return true
+		}
 		return false
 	}
 	if err == nil {
@@ -436,6 +463,9 @@ func (p *Permit) ReportOutcome(o Outcome) bool {
 	if !p.reported.CompareAndSwap(false, true) {
 		return false
 	}
+	if p.slow() { // policy: WithSlowCall
+		o = Failure
+	}
 	return p.b.settle(p.t, o)
 }
 
@@ -451,6 +481,9 @@ func (p *Permit) ReportRetryAfter(o Outcome, d time.Duration) bool {
 	}
 	if !p.reported.CompareAndSwap(false, true) {
 		return false
+	}
+	if p.slow() { // policy: WithSlowCall
+		o = Failure
 	}
 	if o != Failure || d <= 0 {
 		return p.b.settle(p.t, o)
@@ -497,10 +530,10 @@ func (b *Breaker) acquireSlow(ctx context.Context) (ticket, error) {
 	switch {
 	case s.stopped:
 		return ticket{}, ErrStopped
-	case s.state() == StateClosed:
+	case s.grants: // closed or disabled
 		b.counts.requests.Add(1)
 		return ticket{gen: s.gen}, nil
-	case s.state() == StateOpen || s.probeOut:
+	case s.state() == StateOpen || s.state() == StateForcedOpen || s.probeOut:
 		b.counts.rejected.Add(1)
 		return ticket{}, s.refusal // built by the loop once per open period: no clock read, no allocation
 	}
@@ -540,7 +573,7 @@ func (b *Breaker) acquireFromLoop(ctx context.Context) (ticket, error) {
 // it was applied. Outcomes that cannot change the state are applied right
 // here, at the snapshot read; the rest go to the loop, synchronously.
 func (b *Breaker) settle(t ticket, o Outcome) bool {
-	if s := b.snap.Load(); o == Success && s.clean && s.gen == t.gen {
+	if s := b.snap.Load(); o == Success && s.clean && s.gen == t.gen && s.window.addSuccess() { // policy: window
 		b.counts.successes.Add(1)
 		return true
 	}
@@ -556,7 +589,7 @@ func (b *Breaker) settleSlow(t ticket, o Outcome, openFor time.Duration) bool {
 		// ticket, so a ticket of an older generation is stale for good.
 		return false
 	}
-	if s.state() == StateClosed && (o == Ignored || (o == Success && s.failures == 0)) {
+	if s.state() == StateClosed && (o == Ignored || (o == Success && s.failures == 0 && s.window.addSuccess())) || s.state() == StateDisabled { // window; disabled changes nothing
 		b.counts.applied(o)
 		return true
 	}

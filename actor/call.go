@@ -3,6 +3,7 @@ package actor
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 var (
@@ -58,6 +59,10 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 			ctx = context.Background()
 		}
 	}
+	var started time.Time
+	if b.slowCall > 0 { // policy: WithSlowCall times the call
+		started = b.m.clock.Now()
+	}
 	settled := false
 	defer func() {
 		if !settled {
@@ -73,10 +78,20 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 		}
 	}()
 	result, err := fn(ctx)
+	if b.slowCall > 0 && b.slow(started) { // policy: a slow call is a Failure whatever fn returned
+		settled = true
+		if owed {
+			b.counts.requests.Add(1)
+		}
+		if b.settleSlow(t, Failure, 0) {
+			b.logClassified(ctx, classified{Failure, whySlow}, err)
+		}
+		return result, err
+	}
 	if err == nil && len(opts) == 0 {
 		settled = true
 		// settle's clean case, written out for the same reason.
-		if s := b.snap.Load(); s.clean && s.gen == t.gen {
+		if s := b.snap.Load(); s.clean && s.gen == t.gen && s.window.addSuccess() { // policy: window
 			if owed {
 				b.counts.calls.Add(1) // a request and a success
 			} else {

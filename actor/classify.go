@@ -39,6 +39,7 @@ const (
 	whyDidNotReturn                  // fn panicked or called runtime.Goexit (Debug)
 	whyClassifierPanicked            // the classifier panicked (or exited) in Report: a Failure (Debug)
 	whyGaveUp                        // ignored: the call's context was canceled, whatever the error (Debug)
+	whySlow                          // policy: slower than WithSlowCall, whatever it returned (Debug)
 )
 
 type classified struct {
@@ -126,6 +127,8 @@ func (b *Breaker) logClassified(ctx context.Context, c classified, err error) {
 		level, msg = slog.LevelDebug, "circuit breaker counted a failure: the classifier panicked or exited"
 	case whyGaveUp:
 		level, msg = slog.LevelDebug, "circuit breaker ignored an error: the caller's context was canceled"
+	case whySlow: // policy:
+		level, msg = slog.LevelDebug, "circuit breaker counted a failure: the call was slower than WithSlowCall"
 	default:
 		return
 	}

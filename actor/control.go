@@ -18,6 +18,38 @@ func (b *Breaker) Trip(reason string) error {
 	return b.control(tripOp, reason)
 }
 
+// ForceOpen is the operator's kill switch: it moves the breaker, from any
+// state, to [StateForcedOpen], where every permit is refused with an
+// [*OpenError] whose State is StateForcedOpen and whose Until is zero (no
+// timer runs, so RetryAfter is 0), counted in Counts.Rejected, until [Breaker.Reset]
+// (or [Breaker.Disable]). Reports of permits granted before it are stale. It
+// publishes one event (Reason "forced open", External set) when the state
+// changes, none when the breaker is already forced open. Like Report, it is
+// synchronous: when it returns, State says forced-open and the next Permit is
+// refused. It returns [ErrStopped] after Stop, and an error wrapping
+// [ErrInvalid] for a nil Breaker.
+func (b *Breaker) ForceOpen() error { return b.control(forceOpenOp, "forced open") }
+
+// Disable is the operator's switch for a breaker that refuses wrongly: it
+// moves the breaker, from any state, to [StateDisabled], where every permit
+// is granted (from the snapshot, as in the closed state) and every outcome is
+// counted in Counts, but nothing trips and no timer runs, until
+// [Breaker.Reset] (or [Breaker.ForceOpen]). A disabled breaker keeps no run
+// of failures: Counts.ConsecutiveFailures is 0. Reports of permits granted
+// before it are stale. It publishes one event (Reason "disabled", External
+// set) when the state changes. Synchronous like ForceOpen; [ErrStopped]
+// after Stop.
+func (b *Breaker) Disable() error { return b.control(disableOp, "disabled") }
+
+// Reset moves the breaker, from any state, to closed (Reason "reset",
+// External set), and clears the consecutive failures, the failure-rate window
+// and the backoff; Counts stay as they are but for ConsecutiveFailures, which
+// goes to 0. Reports of permits granted before the transition are stale. On
+// a closed breaker it publishes nothing and starts no new generation (permits
+// already granted stay valid), but still clears. Synchronous like ForceOpen;
+// [ErrStopped] after Stop.
+func (b *Breaker) Reset() error { return b.control(resetOp, "reset") }
+
 // control asks the loop for an external transition and waits until it is
 // visible.
 func (b *Breaker) control(op controlOp, reason string) error {

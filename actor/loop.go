@@ -140,6 +140,14 @@ import (
 // probe, a permit while half-open with the probe free) goes to the loop, and
 // the caller waits for its reply. TestFastPathSuccessIsOrderedBeforeLoop
 // shows the ordering.
+//
+// policy: with WithFailureRate, such a success is also added to the window's
+// current bucket, one atomic add and no clock read; when no bucket is
+// current (before the first outcome, or once the clock passed the bucket's
+// end) it goes to the loop, which places it by the clock. A disabled
+// breaker grants and counts from the snapshot like a closed one, failures
+// included: nothing it does changes its state. window.go says why buckets
+// end by a timer of their own rather than the loop's.
 
 // serveOthers bounds how many queued messages a caller that became the
 // executor serves after its own before it hands the loop to a fresh
@@ -351,9 +359,12 @@ func (b *Breaker) commit(now time.Time, ev *Event) {
 		b.snap.Store(b.cur)
 	}
 	if ev != nil {
+		// Group hooks (onEvent) go with the subscribers: on the executing
+		// goroutine, never blocking.
+		if b.onEvent != nil {
+			b.onEvent(*ev)
+		}
 		b.subs.offer(*ev)
-		// Group hooks (onEvent) go here, with the subscribers: on the
-		// executing goroutine, never blocking.
 		if b.logs == nil {
 			b.logs = new(logQueue)
 		}

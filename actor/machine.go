@@ -2,6 +2,7 @@ package actor
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/benbjohnson/clock"
@@ -11,10 +12,17 @@ import (
 // only the loop goroutine (or a test) touches it.
 type machine struct {
 	name         string
-	clock        clock.Clock // never read here: refusals carry it for RetryAfter
-	allowedFails uint64
+	clock        clock.Clock // never read here: refusals carry it for RetryAfter, windows make tickers with it
+	allowedFails uint64      // 0: the consecutive rule is off (a failure-rate rule without WithAllowedFails)
 	retry        time.Duration
 	probeTimeout time.Duration
+
+	// Trip and recovery policies (see setPolicies), immutable:
+	rate           *rateRule     // nil: no failure-rate window
+	backoffMax     time.Duration // 0: no backoff
+	jitter         float64       // 0: none
+	rng            *rand.Rand    // jitter's draws; nil without jitter
+	probeSuccesses uint64        // successful probes in a row that close; at least 1
 
 	state    State
 	gen      uint64 // incremented by every transition
@@ -29,18 +37,49 @@ type machine struct {
 	// no allocation.
 	refusal *OpenError
 	seq     uint64 // Seq of the last event
+
+	window   *window // the closed generation's failure-rate window; nil in other states or without the rule
+	openings uint64  // openings since the last close: the backoff's k
+	probeRun uint64  // successful probes so far in this half-open period
 }
 
 func newMachine(name string, clk clock.Clock, allowedFails int, retry, probeTimeout time.Duration) *machine {
-	return &machine{name: name, clock: clk, allowedFails: uint64(allowedFails), retry: retry, probeTimeout: probeTimeout}
+	return &machine{name: name, clock: clk, allowedFails: uint64(allowedFails), retry: retry, probeTimeout: probeTimeout, probeSuccesses: 1}
+}
+
+// setPolicies configures the trip and recovery policies of a machine that
+// has not made a step yet.
+func (m *machine) setPolicies(o *options) {
+	if o.rateWindow > 0 {
+		m.rate = newRateRule(o.rateThreshold, o.rateMinCalls, o.rateWindow)
+		m.window = newWindow(m.rate, m.clock)
+		if !o.allowedFailsSet {
+			m.allowedFails = 0 // semantic 15: only the rate trips, unless both are asked for
+		}
+	}
+	m.backoffMax = o.backoffMax
+	if o.jitter > 0 {
+		m.jitter = o.jitter
+		seed := o.seed
+		if seed == nil {
+			// The process's random source, not the breaker's clock: a mock
+			// clock does not disturb it, and breakers made at the same
+			// instant draw differently.
+			seed = &[2]uint64{rand.Uint64(), rand.Uint64()}
+		}
+		m.rng = rand.New(rand.NewPCG(seed[0], seed[1]))
+	}
+	if o.probeSuccesses > 0 {
+		m.probeSuccesses = uint64(o.probeSuccesses)
+	}
 }
 
 // acquire grants a ticket or refuses, at time now.
 func (m *machine) acquire(now time.Time) (ticket, *OpenError) {
 	switch {
-	case m.state == StateClosed:
+	case m.state == StateClosed || m.state == StateDisabled:
 		return ticket{gen: m.gen}, nil
-	case m.state == StateOpen || m.probeOut:
+	case m.state == StateOpen || m.state == StateForcedOpen || m.probeOut:
 		return ticket{}, m.refusal
 	}
 	m.probeOut = true
@@ -52,44 +91,79 @@ func (m *machine) acquire(now time.Time) (ticket, *OpenError) {
 // needsTime reports whether settle needs the time for this report: only when
 // it may make a transition.
 func (m *machine) needsTime(t ticket, o Outcome) bool {
-	return t.gen == m.gen && (m.state != StateClosed || (o == Failure && m.failures+1 >= m.allowedFails))
+	if t.gen != m.gen {
+		return false
+	}
+	switch m.state {
+	case StateClosed:
+		if m.window != nil {
+			// Placed in the window: a failure by the clock, a success in the
+			// current bucket if there is one (a success that ends a run of
+			// failures, say).
+			return o == Failure || (o == Success && !m.window.live())
+		}
+		return o == Failure && m.allowedFails > 0 && m.failures+1 >= m.allowedFails
+	case StateDisabled:
+		return false
+	}
+	return true
 }
 
 // settle applies an outcome (or a release) for a ticket at time now. It
 // returns whether it was applied and the transition it caused, if any.
 // openFor > 0 is the dependency's own word on how long to stay open, used
-// instead of the retry timer if this outcome opens the breaker.
+// instead of the retry timer (and backoff and jitter) if this outcome opens
+// the breaker.
 func (m *machine) settle(now time.Time, t ticket, o Outcome, openFor time.Duration) (bool, *Event) {
 	if t.gen != m.gen {
 		return false, nil // stale: granted before the latest transition
 	}
-	if m.state == StateHalfOpen {
+	switch m.state {
+	case StateHalfOpen:
 		if !t.probe || !m.probeOut {
 			return false, nil
 		}
 		switch o {
 		case Success:
 			m.failures = 0
-			return true, m.transition(StateClosed, now, "probe succeeded")
+			if m.probeRun++; m.probeRun >= m.probeSuccesses {
+				return true, m.transition(StateClosed, now, "probe succeeded")
+			}
+			// Not yet: stay half-open (no event); the next permit probes.
 		case Failure:
 			m.failures++
-			return true, m.open(now, now, m.period(openFor), "probe failed")
+			return true, m.open(now, m.openPeriod(openFor), "probe failed")
 		}
-		// Ignored or released: the next permit may probe.
+		// Ignored, released, or a success short of the run: the next permit
+		// may probe. An ignored probe neither counts nor breaks the run.
 		m.probeOut = false
 		m.setDeadline(time.Time{})
 		return true, nil
-	}
-	if m.state != StateClosed {
+	case StateDisabled:
+		return true, nil // counted by the caller; nothing trips
+	case StateClosed:
+	default:
 		return false, nil // no permit of an open generation exists
 	}
 	switch o {
 	case Success:
 		m.failures = 0
+		switch {
+		case m.window == nil:
+		case now.IsZero(): // needsTime found the bucket live
+			m.window.successNow()
+		default:
+			m.window.success(now)
+		}
 	case Failure:
 		m.failures++
-		if m.failures >= m.allowedFails {
-			return true, m.open(now, now, m.period(openFor), consecutiveFailures(m.failures))
+		if m.allowedFails > 0 && m.failures >= m.allowedFails {
+			return true, m.open(now, m.openPeriod(openFor), consecutiveFailures(m.failures))
+		}
+		if m.window != nil {
+			if failures, total := m.window.failure(now); m.rate.trips(failures, total) {
+				return true, m.open(now, m.openPeriod(openFor), m.rate.reason(failures, total))
+			}
 		}
 	}
 	return true, nil
@@ -107,13 +181,14 @@ func (m *machine) timerFired() (*Event, bool) {
 		m.failures++
 		// The next retry period starts when the probe was due, so that the
 		// schedule does not drift with how late the loop ran.
-		return m.open(due, due, m.retry, fmt.Sprintf("probe not reported within %v", m.probeTimeout)), true
+		return m.open(due, m.openPeriod(0), fmt.Sprintf("probe not reported within %v", m.probeTimeout)), true
 	}
 	return nil, false
 }
 
 // control carries out a transition asked for from outside the breaker's
-// rules (Event.External), at time now. It returns the transition, if any.
+// rules (Event.External), at time now. It returns the transition, if any:
+// none when the breaker is already where op would take it.
 func (m *machine) control(now time.Time, op controlOp, reason string) *Event {
 	var ev *Event
 	switch op {
@@ -121,7 +196,30 @@ func (m *machine) control(now time.Time, op controlOp, reason string) *Event {
 		if m.state != StateClosed {
 			return nil
 		}
-		ev = m.open(now, now, m.retry, reason)
+		ev = m.open(now, m.openPeriod(0), reason)
+	case forceOpenOp:
+		if m.state == StateForcedOpen {
+			return nil
+		}
+		ev = m.transition(StateForcedOpen, now, reason)
+		m.refusal = &OpenError{Breaker: m.name, State: StateForcedOpen, clock: m.clock} // Until zero: no timer runs
+	case disableOp:
+		if m.state == StateDisabled {
+			return nil
+		}
+		ev = m.transition(StateDisabled, now, reason)
+		m.failures = 0 // a disabled breaker keeps no run of failures
+	case resetOp:
+		m.failures, m.openings = 0, 0
+		if m.state == StateClosed {
+			// Clear silently: no event, no new generation; a fresh window.
+			if m.rate != nil {
+				m.dropWindow()
+				m.window = newWindow(m.rate, m.clock)
+			}
+			return nil
+		}
+		ev = m.transition(StateClosed, now, reason)
 	}
 	if ev != nil {
 		ev.External = true
@@ -129,19 +227,40 @@ func (m *machine) control(now time.Time, op controlOp, reason string) *Event {
 	return ev
 }
 
-// period returns how long an opening stays open: the dependency's own word
-// when it gave one, else the retry timer.
-func (m *machine) period(openFor time.Duration) time.Duration {
+// openPeriod counts an opening and returns how long it stays open: the
+// dependency's own word when it gave one; else the retry timer, doubled for
+// each earlier opening since the last close up to the backoff's max, then
+// drawn from [d*(1-jitter), d].
+func (m *machine) openPeriod(openFor time.Duration) time.Duration {
+	m.openings++
 	if openFor > 0 {
 		return openFor
 	}
-	return m.retry
+	d := m.retry
+	if m.backoffMax > 0 {
+		for k := uint64(1); k < m.openings && d < m.backoffMax; k++ {
+			if d > m.backoffMax/2 {
+				d = m.backoffMax // also keeps d*2 from overflowing
+				break
+			}
+			d *= 2
+		}
+		d = min(d, m.backoffMax)
+	}
+	if m.rng != nil {
+		// d*jitter < d, so the conversion cannot overflow; the draw is
+		// uniform over whole nanoseconds from d-span to d.
+		if span := int64(float64(d) * m.jitter); span > 0 {
+			d -= time.Duration(m.rng.Int64N(span + 1))
+		}
+	}
+	return d
 }
 
-// open moves to open at time at, for period d counted from from.
-func (m *machine) open(at, from time.Time, d time.Duration, reason string) *Event {
+// open moves to open at time at, for period d counted from at.
+func (m *machine) open(at time.Time, d time.Duration, reason string) *Event {
 	ev := m.transition(StateOpen, at, reason)
-	m.setDeadline(from.Add(d)) // Add saturates: math.MaxInt64 keeps a breaker open for good
+	m.setDeadline(at.Add(d)) // Add saturates: math.MaxInt64 keeps a breaker open for good
 	m.refuseUntil(d)
 	return ev
 }
@@ -157,12 +276,29 @@ func (m *machine) transition(to State, at time.Time, reason string) *Event {
 	m.state = to
 	m.gen++
 	m.probeOut = false
+	m.probeRun = 0
 	m.refusal = nil
 	if to != StateOpen {
 		m.setDeadline(time.Time{})
 	}
+	m.dropWindow()
+	if to == StateClosed {
+		m.openings = 0 // closing resets the backoff
+		if m.rate != nil {
+			m.window = newWindow(m.rate, m.clock) // a closed generation starts with an empty window
+		}
+	}
 	m.seq++
 	return &Event{Seq: m.seq, Breaker: m.name, From: from, To: to, At: at, Reason: reason}
+}
+
+// dropWindow ends the current window: callers still holding it add to an
+// object nobody reads.
+func (m *machine) dropWindow() {
+	if m.window != nil {
+		m.window.withdraw()
+		m.window = nil
+	}
 }
 
 func consecutiveFailures(n uint64) string {
@@ -181,12 +317,14 @@ func (m *machine) setDeadline(d time.Time) {
 
 // snapshot returns the state to publish, with its derived fields.
 func (m *machine) snapshot() snapshot {
-	return derive(snapshot{st: uint8(m.state), gen: m.gen, failures: m.failures, probeOut: m.probeOut, refusal: m.refusal})
+	return derive(snapshot{st: uint8(m.state), gen: m.gen, failures: m.failures, probeOut: m.probeOut, refusal: m.refusal, window: m.window})
 }
 
-// derive fills in a snapshot's derived fields.
+// derive fills in a snapshot's derived fields. A disabled breaker grants
+// from the snapshot too, and keeps no run of failures, so every success is
+// clean there.
 func derive(s snapshot) snapshot {
-	s.grants = s.state() == StateClosed && !s.stopped
+	s.grants = (s.state() == StateClosed || s.state() == StateDisabled) && !s.stopped
 	s.clean = s.grants && s.failures == 0
 	return s
 }

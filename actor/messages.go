@@ -30,7 +30,10 @@ const (
 type controlOp uint8
 
 const (
-	tripOp controlOp = iota + 1 // open a closed breaker as if its own rule had fired
+	tripOp      controlOp = iota + 1 // open a closed breaker as if its own rule had fired
+	forceOpenOp                      // any state -> forced open
+	disableOp                        // any state -> disabled
+	resetOp                          // any state -> closed, clearing the run, the window and the backoff
 )
 
 // A permit request's state, so that a caller that gives up and the executor

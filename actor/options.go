@@ -13,6 +13,7 @@ import (
 // An Option configures a breaker in [New]. Given twice, the last one wins.
 type Option interface {
 	apply(*options) error
+	GroupOption // every Option also configures every breaker of a Group
 }
 
 type optionFunc func(*options) error
@@ -26,12 +27,13 @@ const (
 )
 
 type options struct {
-	name         string
-	allowedFails int
-	retry        time.Duration
-	probeTimeout time.Duration // 0: the retry timer
-	clock        clock.Clock
-	logger       *slog.Logger // nil: slog.Default() when logging
+	name            string
+	allowedFails    int
+	allowedFailsSet bool // WithAllowedFails was given: with a failure rate, both rules trip
+	retry           time.Duration
+	probeTimeout    time.Duration // 0: the retry timer
+	clock           clock.Clock
+	logger          *slog.Logger // nil: slog.Default() when logging
 
 	// At most one way of classifying errors may be chosen.
 	allowed     []error
@@ -39,12 +41,33 @@ type options struct {
 	classify    func(error) Outcome
 	classifyBy  []string // the options that chose one, for the error message
 
+	// Trip and recovery policies (CONTRACT semantics 15-17b):
+	rateThreshold  float64
+	rateMinCalls   int
+	rateWindow     time.Duration // 0: no failure-rate rule
+	backoffMax     time.Duration // 0: no backoff
+	jitter         float64
+	probeSuccesses int           // 0: 1
+	slowCall       time.Duration // 0: off
+	seed           *[2]uint64    // tests only: the jitter's seed (see withSeed)
+
 	stepHook func() // tests only (see Breaker.stepHook)
+
+	nameSet bool        // WithName was given: a Group rejects it at group level and keeps it per key
+	onEvent func(Event) // a Group's hook (see withOnEvent)
 }
 
 // WithName names the breaker in events, errors and logs. Default "".
 func WithName(name string) Option {
-	return optionFunc(func(o *options) error { o.name = name; return nil })
+	return optionFunc(func(o *options) error { o.name, o.nameSet = name, true; return nil })
+}
+
+// withOnEvent makes the loop call f with every transition, right before it
+// offers it to the breaker's subscribers. f runs on the loop, so it must
+// never block. A Group uses it to deliver its events without a subscription
+// per breaker.
+func withOnEvent(f func(Event)) Option {
+	return optionFunc(func(o *options) error { o.onEvent = f; return nil })
 }
 
 // WithAllowedFails sets how many consecutive failures open the breaker: the
@@ -54,7 +77,7 @@ func WithAllowedFails(n int) Option {
 		if n < 1 {
 			return invalid("WithAllowedFails(%d): must be at least 1", n)
 		}
-		o.allowedFails = n
+		o.allowedFails, o.allowedFailsSet = n, true
 		return nil
 	})
 }
@@ -169,6 +192,106 @@ func WithClassifier(f func(error) Outcome) Option {
 	})
 }
 
+// WithFailureRate trips the breaker on the rate of failures rather than on
+// a run of them: when a failure is reported and, over the sliding window
+// that ends then, at least minCalls outcomes were counted (successes and
+// failures; ignored ones are not) and failures make up at least threshold of
+// them. For services with traffic: at thousands of calls a second, a handful
+// of scattered errors does not open the breaker, 40% failures over ten
+// seconds does. The window slides in steps of window/10 on the breaker's
+// clock (an outcome younger than 9/10 of the window always counts, one older
+// than the window never does), holds closed-state outcomes only, and is
+// emptied each time the breaker closes. Successes cost no clock read and no
+// message to the breaker's loop. The consecutive-failure rule is then off,
+// unless [WithAllowedFails] is also given (then either rule trips). Default:
+// no failure-rate rule. It needs 0 < threshold <= 1, minCalls >= 1 and
+// window > 0; anything else (NaN included) is an error.
+func WithFailureRate(threshold float64, minCalls int, window time.Duration) Option {
+	return optionFunc(func(o *options) error {
+		if !(threshold > 0 && threshold <= 1) {
+			return invalid("WithFailureRate(%v, %d, %v): the threshold must be in (0, 1]", threshold, minCalls, window)
+		}
+		if minCalls < 1 {
+			return invalid("WithFailureRate(%v, %d, %v): minCalls must be at least 1", threshold, minCalls, window)
+		}
+		if window <= 0 {
+			return invalid("WithFailureRate(%v, %d, %v): the window must be positive", threshold, minCalls, window)
+		}
+		o.rateThreshold, o.rateMinCalls, o.rateWindow = threshold, minCalls, window
+		return nil
+	})
+}
+
+// WithBackoff makes each consecutive opening without a close in between stay
+// open twice as long as the one before, up to max: the k-th stays open
+// retry*2^(k-1), capped at max. Closing starts again from the retry timer; a
+// probe that fails or times out counts as an opening, and so does [Breaker.Trip].
+// A dependency's own open period ([RetryAfterError]) is used as it is.
+// Default: no backoff, every opening stays open for the retry timer. max
+// below the retry timer is an error.
+func WithBackoff(max time.Duration) Option {
+	return optionFunc(func(o *options) error {
+		if max <= 0 {
+			return invalid("WithBackoff(%v): must be positive", max)
+		}
+		o.backoffMax = max
+		return nil
+	})
+}
+
+// WithJitter draws each open period d (after backoff) uniformly from
+// [d*(1-fraction), d], so that breakers that opened together do not all probe
+// at the same instant. Until and RetryAfter of the refusals report the period
+// drawn. The draws come from a random source of the breaker's own, which a
+// mock clock does not disturb. Default 0: no jitter. It needs
+// 0 <= fraction < 1; anything else (NaN included) is an error.
+func WithJitter(fraction float64) Option {
+	return optionFunc(func(o *options) error {
+		if !(fraction >= 0 && fraction < 1) {
+			return invalid("WithJitter(%v): the fraction must be in [0, 1)", fraction)
+		}
+		o.jitter = fraction
+		return nil
+	})
+}
+
+// WithProbeSuccesses makes a half-open breaker close only after n successful
+// probes in a row, still one probe at a time: a failed probe re-opens it at
+// once, and an ignored one neither counts nor breaks the run. Default 1;
+// n < 1 is an error.
+func WithProbeSuccesses(n int) Option {
+	return optionFunc(func(o *options) error {
+		if n < 1 {
+			return invalid("WithProbeSuccesses(%d): must be at least 1", n)
+		}
+		o.probeSuccesses = n
+		return nil
+	})
+}
+
+// WithSlowCall counts a call as a Failure, whatever it returned, when it took
+// longer than d: a permit reported more than d after it was granted, or a
+// [Call] whose function returned more than d after it started. A caller that
+// gave up (context.Canceled, otherwise Ignored) counts too: without this, a
+// hung dependency whose callers all cancel never trips anything. It costs a
+// clock read when a permit is granted and one when it is reported; without
+// it, a closed breaker reads no clock per call. Default: off; d <= 0 is an
+// error.
+func WithSlowCall(d time.Duration) Option {
+	return optionFunc(func(o *options) error {
+		if d <= 0 {
+			return invalid("WithSlowCall(%v): must be positive", d)
+		}
+		o.slowCall = d
+		return nil
+	})
+}
+
+// withSeed seeds the jitter's random source: tests only.
+func withSeed(a, b uint64) Option {
+	return optionFunc(func(o *options) error { o.seed = &[2]uint64{a, b}; return nil })
+}
+
 func (o *options) chooseClassification(option string) {
 	for _, name := range o.classifyBy {
 		if name == option {
@@ -197,6 +320,9 @@ func buildOptions(opts []Option) (options, error) {
 	}
 	if o.probeTimeout == 0 {
 		o.probeTimeout = o.retry
+	}
+	if o.backoffMax > 0 && o.backoffMax < o.retry {
+		return options{}, invalid("WithBackoff(%v): must be at least the retry timer %v", o.backoffMax, o.retry)
 	}
 	return o, nil
 }

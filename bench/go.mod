@@ -16,4 +16,5 @@ require (
 	github.com/benbjohnson/clock v1.3.5 // indirect
 	github.com/bits-and-blooms/bitset v1.24.4 // indirect
 	github.com/cenkalti/backoff/v3 v3.1.1 // indirect
+	github.com/influxdata/tdigest v0.0.1 // indirect
 )

@@ -14,56 +14,45 @@ import (
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
 )
 
-// A callFunc makes one call to the dependency and returns its status code.
-type callFunc func(ctx context.Context) (int, error)
-
-// newHTTPCall returns a callFunc that GETs url with a client of its own, and
-// a function that closes the client's idle connections once the calls are over.
-func newHTTPCall(url string, workers int) (callFunc, func()) {
-	transport := &http.Transport{
+// newHTTPTransport is the plain transport each side's client sends with,
+// sized to keep one connection per worker and backend alive.
+func newHTTPTransport(workers, backends int) *http.Transport {
+	return &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: time.Second}).DialContext,
-		MaxIdleConns:        workers,
-		MaxIdleConnsPerHost: workers, // one kept-alive connection per worker
+		MaxIdleConns:        workers * backends,
+		MaxIdleConnsPerHost: workers,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	client := &http.Client{Transport: transport} // each call's context bounds it
-	call := func(ctx context.Context) (int, error) {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return 0, err
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		// Read the body to the end so the connection can be reused.
-		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-			return 0, err
-		}
-		return resp.StatusCode, nil
-	}
-	return call, transport.CloseIdleConnections
 }
 
-// statusOK tells the breaker which answers count as failures: a 5xx is the
-// dependency failing, anything else is the dependency working.
-func statusOK(code int) bool { return code < 500 }
-
-// throughBreaker returns a callFunc that makes call through b. A 5xx answer
-// counts as a failure for the breaker; the caller still gets it unchanged.
-func throughBreaker(b *actor.Breaker, call callFunc) callFunc {
-	return func(ctx context.Context) (int, error) {
-		return actor.Call(ctx, b, call, actor.Validate(statusOK))
+// get GETs url with client and returns the status code, having read the
+// body to the end so that the connection can be reused.
+func get(ctx context.Context, client *http.Client, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
 	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
 }
+
+// statusOK says which answers a caller is happy with. 5xx and 429 are the
+// backend failing or asking to be left alone.
+func statusOK(code int) bool { return code < 400 }
 
 // tally counts calls. All fields are atomic: workers add, the view reads.
 type tally struct {
 	sent    atomic.Uint64 // calls started
-	refused atomic.Uint64 // calls the breaker turned away without calling
-	failed  atomic.Uint64 // calls answered 5xx, or that failed or timed out
-	ok      atomic.Uint64 // calls answered below 500
+	refused atomic.Uint64 // calls the breaker turned away without sending them
+	failed  atomic.Uint64 // calls answered 5xx or 429, or that failed or timed out
+	ok      atomic.Uint64 // calls answered below 400
 }
 
 // totals is a snapshot of a tally.
@@ -75,41 +64,52 @@ func (t *tally) snapshot() totals {
 	return totals{t.sent.Load(), t.refused.Load(), t.failed.Load(), t.ok.Load()}
 }
 
-// callers are the workers of one run: with the breaker or without it.
+// hostTally is one client's count of its calls to one backend.
+type hostTally struct {
+	all            tally
+	byPhase        [numPhases]tally
+	firstRecovered atomic.Int64 // when a call first succeeded after the trouble, as time since the start; 0: not yet
+}
+
+// callers are the workers of one client: with the breakers or without them.
 type callers struct {
 	// Immutable after startCallers.
-	call    callFunc
+	client  *http.Client
+	urls    []string // one per backend, in the schedule's order
 	sched   schedule
 	timeout time.Duration // each call's own deadline
 
 	// Atomic: written by the workers, read by the view.
-	all            tally
-	byPhase        [numPhases]tally
-	firstRecovered atomic.Int64 // when a call first succeeded after the outage, as time since the start; 0: not yet
+	turn  atomic.Uint64 // picks the backend of the next call, round-robin
+	hosts []hostTally   // one per backend
 
-	// outageLatencies[i] is written by worker i when it returns, read after
-	// the workers are done: how long each call that started during the
-	// outage kept its caller waiting.
-	outageLatencies [][]time.Duration
+	// latencies[w][i][p] is written by worker w when it returns, read after
+	// the workers are done: how long each call to backend i that started in
+	// phase p kept its caller waiting.
+	latencies [][][numPhases][]time.Duration
 }
 
 // startCallers starts cfg.workers workers that together make cfg.rate calls
-// per second until ctx is done. A worker still busy with a slow call misses
-// its turn, as a real caller would. wg is done when all workers have returned.
-func startCallers(ctx context.Context, wg *sync.WaitGroup, cfg config, sched schedule, call callFunc) *callers {
+// per second, spread round-robin over urls, until ctx is done. A worker
+// still busy with a slow call misses its turn, as a real caller would: a
+// backend that hangs slows the client's calls to every backend. wg is done
+// when all workers have returned.
+func startCallers(ctx context.Context, wg *sync.WaitGroup, cfg config, sched schedule, client *http.Client, urls []string) *callers {
 	c := &callers{
-		call:            call,
-		sched:           sched,
-		timeout:         cfg.callTimeout,
-		outageLatencies: make([][]time.Duration, cfg.workers),
+		client:    client,
+		urls:      urls,
+		sched:     sched,
+		timeout:   cfg.callTimeout,
+		hosts:     make([]hostTally, len(urls)),
+		latencies: make([][][numPhases][]time.Duration, cfg.workers),
 	}
 	pace := time.NewTicker(time.Second / time.Duration(cfg.rate))
 	var workers sync.WaitGroup
 	workers.Add(cfg.workers)
-	for i := range cfg.workers {
+	for w := range cfg.workers {
 		go func() {
 			defer workers.Done()
-			c.outageLatencies[i] = c.work(ctx, pace.C)
+			c.latencies[w] = c.work(ctx, pace.C)
 		}()
 	}
 	wg.Add(1)
@@ -122,22 +122,24 @@ func startCallers(ctx context.Context, wg *sync.WaitGroup, cfg config, sched sch
 }
 
 // work makes one call per tick received until ctx is done and returns the
-// latencies of the calls it started during the outage.
-func (c *callers) work(ctx context.Context, ticks <-chan time.Time) []time.Duration {
-	var latencies []time.Duration
+// latencies of the calls it made, by backend and phase.
+func (c *callers) work(ctx context.Context, ticks <-chan time.Time) [][numPhases][]time.Duration {
+	latencies := make([][numPhases][]time.Duration, len(c.urls))
 	for {
 		select {
 		case <-ctx.Done():
 			return latencies
 		case <-ticks:
 		}
+		i := int((c.turn.Add(1) - 1) % uint64(len(c.urls)))
+		h := &c.hosts[i]
 		began := time.Now()
-		p := c.sched.phaseAt(began)
-		c.all.sent.Add(1)
-		c.byPhase[p].sent.Add(1)
+		p := c.sched.phaseAt(i, began)
+		h.all.sent.Add(1)
+		h.byPhase[p].sent.Add(1)
 
 		callCtx, cancel := context.WithTimeout(ctx, c.timeout)
-		code, err := c.call(callCtx)
+		code, err := get(callCtx, c.client, c.urls[i])
 		cancel()
 		took := time.Since(began)
 		if err != nil && ctx.Err() != nil {
@@ -145,14 +147,12 @@ func (c *callers) work(ctx context.Context, ticks <-chan time.Time) []time.Durat
 		}
 
 		o := classify(code, err)
-		c.all.add(o)
-		c.byPhase[p].add(o)
+		h.all.add(o)
+		h.byPhase[p].add(o)
 		if o == succeeded && p == phaseRecovery {
-			c.firstRecovered.CompareAndSwap(0, int64(time.Since(c.sched.start)))
+			h.firstRecovered.CompareAndSwap(0, int64(time.Since(c.sched.start)))
 		}
-		if p == phaseOutage {
-			latencies = append(latencies, took)
-		}
+		latencies[i][p] = append(latencies[i][p], took)
 	}
 }
 
@@ -160,9 +160,9 @@ func (c *callers) work(ctx context.Context, ticks <-chan time.Time) []time.Durat
 type outcome int
 
 const (
-	refused   outcome = iota // the breaker turned the call away: the dependency never saw it
-	failed                   // 5xx, timeout, or any other error
-	succeeded                // an answer below 500
+	refused   outcome = iota // the breaker turned the call away: the backend never saw it
+	failed                   // 5xx, 429, timeout, or any other error
+	succeeded                // an answer below 400
 )
 
 func classify(code int, err error) outcome {
@@ -186,12 +186,15 @@ func (t *tally) add(o outcome) {
 	}
 }
 
-// outageLatenciesSorted returns all outage latencies in increasing order.
-// Call it only after the workers are done.
-func (c *callers) outageLatenciesSorted() []time.Duration {
+// latenciesSorted returns the latencies of the calls to backend i that
+// started in phase p, in increasing order. Call it only after the workers
+// are done.
+func (c *callers) latenciesSorted(i int, p phase) []time.Duration {
 	var all []time.Duration
-	for _, l := range c.outageLatencies {
-		all = append(all, l...)
+	for _, l := range c.latencies {
+		if l != nil {
+			all = append(all, l[i][p]...)
+		}
 	}
 	slices.Sort(all)
 	return all

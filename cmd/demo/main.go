@@ -1,11 +1,14 @@
-// Command demo shows a circuit breaker protecting a real HTTP dependency
-// through an outage.
+// Command demo shows an HTTP client with a circuit breaker per backend
+// (httpbreaker's Transport) getting through a bad spell, next to a plain
+// client.
 //
-// It starts two copies of a scripted dependency on 127.0.0.1: healthy, then
-// an outage (most calls answered 503, some hang), then healthy again. The same
-// callers call one copy through an actor.Breaker and the other copy directly,
-// so the summary can compare what the dependency and the callers went through
-// with and without the breaker.
+// It starts two copies of three scripted backends on 127.0.0.1: payments
+// has an outage (503s with Retry-After, and some calls hang until the caller
+// gives up), search throttles briefly (429s with Retry-After), profile stays
+// healthy. The same callers call one copy of each through one http.Client
+// whose transport keeps a breaker per host:port, and the other copy through
+// a plain http.Client, so the summary can compare, backend by backend, what
+// the backends and the callers went through with and without the breakers.
 //
 // Usage:
 //

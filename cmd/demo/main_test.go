@@ -9,6 +9,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -21,41 +22,64 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-// shortStory is a two-second version of the default story, sized so that a
-// busy two-core machine still shows it: the breaker opens within the first
-// few failures of a 0.8s outage, and the 0.9s recovery leaves room for
-// several retry timers and probes.
+// shortStory is a short version of the default story, sized so that a busy
+// two-core machine still shows it: payments' breaker opens within the first
+// few failures of a 0.8s outage, and the recovery leaves room for a
+// Retry-After of 1s and a probe; search throttles for 0.3s early on and asks
+// for 1s with Retry-After.
 func shortStory(t *testing.T, extra ...string) config {
 	t.Helper()
 	args := append([]string{
-		"-duration", "2s",
+		"-duration", "2500ms",
 		"-outage", "300ms+800ms",
+		"-throttle", "100ms+300ms",
 		"-retry-timer", "150ms",
 		"-workers", "8",
-		"-rate", "300",
+		"-rate", "150",
 	}, extra...)
 	cfg, err := parseArgs(args, io.Discard)
 	if err != nil {
 		t.Fatalf("parseArgs(%q): %v", args, err)
 	}
 	cfg.tick = 100 * time.Millisecond
-	cfg.callTimeout = 200 * time.Millisecond
+	cfg.callTimeout = 300 * time.Millisecond
 	cfg.okDelay = time.Millisecond
 	cfg.failDelay = 5 * time.Millisecond
+	cfg.outageRetryAfter = 1
+	cfg.throttleRetryAfter = 1
 	return cfg
 }
+
+// The backends of the story, by their index in config.scripts.
+const (
+	payments = 0 // the outage: 503 with Retry-After, some calls hang
+	search   = 1 // the throttling: 429 with Retry-After
+	profile  = 2 // healthy throughout
+)
 
 // jsonLine is what every -json line has, and what the checks below read.
 type jsonLine struct {
 	Type    string   `json:"type"`
 	Elapsed *float64 `json:"elapsed_s"`
-	Seq     uint64   `json:"seq"`
-	To      string   `json:"to"`
-	Reason  string   `json:"reason"`
 
-	Interrupted    bool           `json:"interrupted"`
-	WithBreaker    map[string]any `json:"with_breaker"`
-	WithoutBreaker map[string]any `json:"without_breaker"`
+	// "tick", "summary"
+	Backends []struct {
+		Backend        string         `json:"backend"`
+		State          string         `json:"state"`
+		WithBreaker    map[string]any `json:"with_breaker"`
+		WithoutBreaker map[string]any `json:"without_breaker"`
+	} `json:"backends"`
+
+	// "event", "phase"
+	Backend string `json:"backend"`
+	Key     string `json:"key"`
+	Seq     uint64 `json:"seq"`
+	To      string `json:"to"`
+	Reason  string `json:"reason"`
+	Phase   string `json:"phase"`
+
+	// "summary"
+	Interrupted bool `json:"interrupted"`
 }
 
 // parseJSONLines decodes out line by line, failing the test on any line
@@ -70,10 +94,14 @@ func parseJSONLines(t *testing.T, out []byte) []jsonLine {
 			t.Fatalf("line %d is not JSON: %v\n%s", n, err, sc.Bytes())
 		}
 		switch {
-		case l.Type != "tick" && l.Type != "event" && l.Type != "summary":
+		case l.Type != "tick" && l.Type != "event" && l.Type != "phase" && l.Type != "summary":
 			t.Fatalf("line %d: unknown type %q: %s", n, l.Type, sc.Bytes())
 		case l.Elapsed == nil:
 			t.Fatalf("line %d: no elapsed_s: %s", n, sc.Bytes())
+		case (l.Type == "tick" || l.Type == "summary") && len(l.Backends) != 3:
+			t.Fatalf("line %d: %d backends, want 3: %s", n, len(l.Backends), sc.Bytes())
+		case (l.Type == "event" || l.Type == "phase") && l.Backend == "":
+			t.Fatalf("line %d: names no backend: %s", n, sc.Bytes())
 		}
 		lines = append(lines, l)
 	}
@@ -86,10 +114,11 @@ func parseJSONLines(t *testing.T, out []byte) []jsonLine {
 	return lines
 }
 
-// TestStory checks the story the demo tells, not its timings: the breaker
-// opens during the outage and closes after the recovery, and meanwhile it
-// spares the failing dependency most calls. The -json output parses and
-// agrees.
+// TestStory checks the story the demo tells, backend by backend, not its
+// timings: payments' breaker opens during the outage, spares it most calls
+// and closes after the recovery; search's breaker stays open exactly as long
+// as its Retry-After asks; profile's breaker never opens. The -json output
+// parses and agrees.
 func TestStory(t *testing.T) {
 	t.Parallel()
 	cfg := shortStory(t, "-json")
@@ -101,55 +130,136 @@ func TestStory(t *testing.T) {
 	if s.interrupted {
 		t.Error("summary says interrupted; nothing interrupted it")
 	}
+	if len(s.hosts) != 3 {
+		t.Fatalf("summary of %d backends, want 3", len(s.hosts))
+	}
+	for _, h := range s.hosts {
+		if h.without.troubleToOpen != nil || h.without.recoveryToClosed != nil || h.without.opened != 0 {
+			t.Errorf("%s: the plain client reports breaker transitions", h.script.name)
+		}
+		if h.without.refused != 0 {
+			t.Errorf("%s: the plain client refused %d calls", h.script.name, h.without.refused)
+		}
+	}
 
-	if s.with.outageToOpen == nil {
-		t.Errorf("the breaker did not open during the outage; transitions: %v", s.transitions)
+	p := s.hosts[payments]
+	if p.with.troubleToOpen == nil {
+		t.Errorf("payments: the breaker did not open during the outage; transitions: %v", p.transitions)
 	}
-	if s.with.recoveryToClosed == nil {
-		t.Errorf("the breaker did not close after the recovery; transitions: %v", s.transitions)
+	if p.with.recoveryToClosed == nil {
+		t.Errorf("payments: the breaker did not close after the recovery; transitions: %v", p.transitions)
 	}
-	if s.without.outageToOpen != nil || s.without.recoveryToClosed != nil {
-		t.Error("the run without a breaker reports breaker transitions")
-	}
-
-	with, without := s.with.outageReached, s.without.outageReached
-	t.Logf("calls that reached the dependency during the outage: %d with the breaker, %d without", with, without)
+	with, without := p.with.troubleReached, p.without.troubleReached
+	t.Logf("calls that reached payments during the outage: %d with the breaker, %d without", with, without)
 	if without == 0 || float64(with) >= 0.5*float64(without) {
-		t.Errorf("during the outage the dependency got %d calls with the breaker and %d without; want fewer than half", with, without)
+		t.Errorf("during the outage payments got %d calls with the breaker and %d without; want fewer than half", with, without)
 	}
-	if s.with.outageRefused == 0 || s.without.outageRefused != 0 {
-		t.Errorf("refused during the outage: %d with the breaker, %d without; want some, and none",
-			s.with.outageRefused, s.without.outageRefused)
+	if p.with.troubleRefused == 0 {
+		t.Error("payments: no call refused during the outage")
+	}
+
+	sr := s.hosts[search]
+	ra := time.Duration(cfg.throttleRetryAfter) * time.Second
+	if len(sr.with.openPeriods) == 0 {
+		t.Fatalf("search: the breaker did not open and half-open again; transitions: %v", sr.transitions)
+	}
+	if got := sr.with.openPeriods[0]; got != ra {
+		t.Errorf("search: the breaker stayed open %v, want the Retry-After of %v; transitions: %v", got, ra, sr.transitions)
+	}
+	if sr.with.troubleReached >= sr.without.troubleReached {
+		t.Errorf("while throttling search got %d calls with the breaker and %d without; want fewer",
+			sr.with.troubleReached, sr.without.troubleReached)
+	}
+
+	pr := s.hosts[profile]
+	if len(pr.transitions) != 0 || pr.with.refused != 0 {
+		t.Errorf("profile, always healthy: transitions %v, %d refused; want none", pr.transitions, pr.with.refused)
+	}
+	// Calls in flight when the story ends are sent but may never arrive.
+	if pr.with.reached == 0 || pr.with.reached+uint64(cfg.workers) < pr.with.sent {
+		t.Errorf("profile: %d calls sent through the breaker, %d reached it; want all but those cut short at the end",
+			pr.with.sent, pr.with.reached)
 	}
 
 	lines := parseJSONLines(t, out.Bytes())
-	var ticks int
-	var events []jsonLine
+	var ticks, phases int
+	events := map[string][]jsonLine{}
 	for _, l := range lines {
 		switch l.Type {
 		case "tick":
 			ticks++
+		case "phase":
+			phases++
 		case "event":
-			events = append(events, l)
+			events[l.Backend] = append(events[l.Backend], l)
 		}
 	}
 	if ticks == 0 {
 		t.Error("no tick lines")
 	}
-	if len(events) != len(s.transitions) {
-		t.Errorf("%d event lines, %d transitions", len(events), len(s.transitions))
-	}
-	for i, ev := range events {
-		if ev.Seq != uint64(i+1) || ev.To == "" || ev.Reason == "" {
-			t.Errorf("event line %d: seq %d, to %q, reason %q; want seq %d and a state and a reason", i, ev.Seq, ev.To, ev.Reason, i+1)
-		}
+	if phases != 4 {
+		t.Errorf("%d phase lines, want 4 (two for payments, two for search)", phases)
 	}
 	sum := lines[len(lines)-1]
-	if got := sum.WithBreaker["outage_reached"]; got != float64(with) {
-		t.Errorf("summary line: with_breaker.outage_reached = %v, want %d", got, with)
+	for i, h := range s.hosts {
+		name := h.script.name
+		evs := events[name]
+		if len(evs) != len(h.transitions) {
+			t.Errorf("%s: %d event lines, %d transitions", name, len(evs), len(h.transitions))
+		}
+		for k, ev := range evs {
+			if ev.Seq != uint64(k+1) || ev.Key != h.key || ev.To == "" || ev.Reason == "" {
+				t.Errorf("%s: event line %d: seq %d, key %q, to %q, reason %q; want seq %d, key %q, a state and a reason",
+					name, k, ev.Seq, ev.Key, ev.To, ev.Reason, k+1, h.key)
+			}
+		}
+		b := sum.Backends[i]
+		if b.Backend != name {
+			t.Errorf("summary line: backend %d is %q, want %q", i, b.Backend, name)
+		}
+		if got := b.WithBreaker["trouble_reached"]; got != float64(h.with.troubleReached) {
+			t.Errorf("summary line: %s with_breaker.trouble_reached = %v, want %d", name, got, h.with.troubleReached)
+		}
+		if got := b.WithoutBreaker["trouble_to_open_s"]; got != nil {
+			t.Errorf("summary line: %s without_breaker.trouble_to_open_s = %v, want null", name, got)
+		}
 	}
-	if got := sum.WithoutBreaker["outage_to_open_s"]; got != nil {
-		t.Errorf("summary line: without_breaker.outage_to_open_s = %v, want null", got)
+}
+
+// TestRetryAfterCapped checks that -max-retry-after caps the open period a
+// Retry-After header sets, and that 0 ignores the header: every opening then
+// lasts the capped header value or the retry timer (after a hanging call,
+// which has no header).
+func TestRetryAfterCapped(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		cap  string
+		want time.Duration // search's open period
+	}{
+		{"300ms", 300 * time.Millisecond},
+		{"0s", 150 * time.Millisecond}, // the retry timer
+	} {
+		// One after the other, to keep the machine's load (and timeouts) down.
+		t.Run(tc.cap, func(t *testing.T) {
+			cfg := shortStory(t, "-max-retry-after", tc.cap, "-duration", "1200ms", "-outage", "300ms+500ms", "-rate", "90")
+			s, err := tell(context.Background(), cfg, io.Discard)
+			if err != nil {
+				t.Fatalf("tell: %v", err)
+			}
+			sr := s.hosts[search]
+			if len(sr.with.openPeriods) == 0 {
+				t.Fatalf("search: the breaker did not open and half-open again; transitions: %v", sr.transitions)
+			}
+			if got := sr.with.openPeriods[0]; got != tc.want {
+				t.Errorf("search: the breaker stayed open %v, want %v; transitions: %v", got, tc.want, sr.transitions)
+			}
+			for _, d := range s.hosts[payments].with.openPeriods {
+				if d != tc.want && d != cfg.retryTimer {
+					t.Errorf("payments: the breaker stayed open %v, want %v (Retry-After, capped) or %v (the retry timer)",
+						d, tc.want, cfg.retryTimer)
+				}
+			}
+		})
 	}
 }
 
@@ -159,20 +269,25 @@ func TestStory(t *testing.T) {
 func TestTextView(t *testing.T) {
 	t.Parallel()
 	var stdout, stderr bytes.Buffer
-	args := []string{"-duration", "800ms", "-outage", "200ms+300ms", "-retry-timer", "100ms", "-rate", "200"}
+	args := []string{"-duration", "800ms", "-outage", "200ms+300ms", "-throttle", "100ms+200ms", "-retry-timer", "100ms", "-rate", "90"}
 	if err := run(context.Background(), args, &stdout, &stderr); err != nil {
 		t.Fatalf("run(%q): %v\nstderr: %s", args, err, stderr.String())
 	}
 	out := stdout.String()
 	for _, want := range []string{
 		"circuitbreaker demo",
-		"=== outage:",
-		"=== recovery:",
-		">>> breaker closed -> open",
+		"=== payments: outage: 503 with Retry-After: 2",
+		"=== payments: recovery:",
+		"=== search: throttling: 429 with Retry-After: 2",
+		">>> payments  closed -> open",
+		">>> search    closed -> open",
 		"Summary",
-		"calls that reached the dependency",
+		"calls that reached it during the outage",
+		"calls that reached it during the throttling",
 		"p99 time a caller waited",
 		"from recovery to breaker closed",
+		"profile: healthy throughout",
+		"With the breakers, payments got",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -260,6 +375,11 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-outage", "-1s+2s"}, "-outage"},
 		{[]string{"-outage", "1s+0s"}, "-outage"},
 		{[]string{"-outage", "10s+6s"}, "-outage"},
+		{[]string{"-throttle", "1s"}, "-throttle"},
+		{[]string{"-throttle", "1s+-1s"}, "-throttle"},
+		{[]string{"-throttle", "14s+2s"}, "-throttle"},
+		{[]string{"-max-retry-after", "-1s"}, "-max-retry-after"},
+		{[]string{"-max-retry-after", "later"}, "-max-retry-after"},
 		{[]string{"-duration", "0s"}, "-duration"},
 		{[]string{"-json=maybe"}, "-json"},
 		{[]string{"-colour"}, "-colour"},
@@ -297,9 +417,11 @@ func TestHelp(t *testing.T) {
 		"-allowed-fails n", "(default 3)",
 		"-retry-timer duration", "(default 1s)",
 		"-probe-timeout duration",
+		"-max-retry-after duration", "(default 5m0s)",
 		"-workers n", "(default 8)",
-		"-rate n", "(default 100)",
+		"-rate n", "(default 300)",
 		"-outage START+LENGTH", "(default 4s+6s)",
+		"-throttle START+LENGTH", "(default 1s+1.5s)",
 		"-duration duration", "(default 15s)",
 		"-json", "-no-color",
 	} {
@@ -359,20 +481,33 @@ func TestStateColours(t *testing.T) {
 func TestPhaseAt(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	s := schedule{start: start, outageStart: 4 * time.Second, outageEnd: 10 * time.Second}
+	s := schedule{start: start, scripts: defaultConfig().scripts()}
 	for _, tc := range []struct {
-		at   time.Duration
-		want phase
+		backend int
+		at      time.Duration
+		want    phase
 	}{
-		{0, phaseHealthy},
-		{4*time.Second - 1, phaseHealthy},
-		{4 * time.Second, phaseOutage},
-		{10*time.Second - 1, phaseOutage},
-		{10 * time.Second, phaseRecovery},
+		{payments, 0, phaseHealthy},
+		{payments, 4*time.Second - 1, phaseHealthy},
+		{payments, 4 * time.Second, phaseTrouble},
+		{payments, 10*time.Second - 1, phaseTrouble},
+		{payments, 10 * time.Second, phaseRecovery},
+		{search, time.Second, phaseTrouble},
+		{search, 2500 * time.Millisecond, phaseRecovery},
+		{profile, 5 * time.Second, phaseHealthy},
 	} {
-		if got := s.phaseAt(start.Add(tc.at)); got != tc.want {
-			t.Errorf("phaseAt(%v) = %v, want %v", tc.at, got, tc.want)
+		if got := s.phaseAt(tc.backend, start.Add(tc.at)); got != tc.want {
+			t.Errorf("phaseAt(%d, %v) = %v, want %v", tc.backend, tc.at, got, tc.want)
 		}
+	}
+	want := []change{
+		{time.Second, search, phaseTrouble},
+		{2500 * time.Millisecond, search, phaseRecovery},
+		{4 * time.Second, payments, phaseTrouble},
+		{10 * time.Second, payments, phaseRecovery},
+	}
+	if got := s.changes(); !slices.Equal(got, want) {
+		t.Errorf("changes() = %v, want %v", got, want)
 	}
 }
 

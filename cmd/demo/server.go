@@ -7,82 +7,95 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 )
 
-// A dependency is a real HTTP server on 127.0.0.1 that follows the schedule:
-// 200 when healthy; during the outage 503, with every hangEvery-th call
-// hanging for hangDelay first. Every response waits on the request's context,
-// so a caller that gives up frees its handler and Shutdown is quick.
-type dependency struct {
-	// Immutable after startDependency.
-	url    string
+// A backend is a real HTTP server on 127.0.0.1 that follows its script:
+// 200 when healthy; during its trouble the script's status (with
+// Retry-After if the script says so), and every hangEvery-th call hangs for
+// hangDelay first. Every response waits on the request's context, so a
+// caller that gives up frees its handler and Shutdown is quick.
+type backend struct {
+	// Immutable after startBackend.
+	url    string // "http://127.0.0.1:port/"
+	addr   string // "127.0.0.1:port"
+	index  int    // which of the schedule's scripts it follows
 	sched  schedule
-	script config // okDelay, failDelay, hangDelay, hangEvery
+	timing config // okDelay, failDelay, hangDelay
 	server *http.Server
 	served chan struct{} // closed when Serve has returned
 
 	// Written by handlers, read by anyone.
-	received    [numPhases]atomic.Uint64 // calls that reached the dependency, by phase
-	outageCalls atomic.Uint64            // numbers the outage's calls to pick those that hang
+	received     [numPhases]atomic.Uint64 // calls that reached the backend, by phase
+	troubleCalls atomic.Uint64            // numbers the trouble's calls to pick those that hang
 }
 
-// startDependency listens on a free port of 127.0.0.1 and serves until
-// shutdown.
-func startDependency(sched schedule, script config) (*dependency, error) {
+// startBackend listens on a free port of 127.0.0.1 and serves script i of
+// sched until shutdown.
+func startBackend(sched schedule, i int, timing config) (*backend, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("start the dependency: %w", err)
+		return nil, fmt.Errorf("start backend %s: %w", sched.scripts[i].name, err)
 	}
-	d := &dependency{
+	b := &backend{
 		url:    "http://" + ln.Addr().String() + "/",
+		addr:   ln.Addr().String(),
+		index:  i,
 		sched:  sched,
-		script: script,
+		timing: timing,
 		served: make(chan struct{}),
 	}
-	d.server = &http.Server{Handler: d, ReadHeaderTimeout: 5 * time.Second}
+	b.server = &http.Server{Handler: b, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
-		defer close(d.served)
-		d.server.Serve(ln) // returns http.ErrServerClosed after Shutdown
+		defer close(b.served)
+		b.server.Serve(ln) // returns http.ErrServerClosed after Shutdown
 	}()
-	return d, nil
+	return b, nil
 }
 
 // ServeHTTP answers one call according to the phase it arrives in.
-func (d *dependency) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	p := d.sched.phaseAt(time.Now())
-	d.received[p].Add(1)
-	if p != phaseOutage {
-		wait(r.Context(), d.script.okDelay)
+func (b *backend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	sc := b.sched.scripts[b.index]
+	p := b.sched.phaseAt(b.index, time.Now())
+	b.received[p].Add(1)
+	if p != phaseTrouble {
+		wait(r.Context(), b.timing.okDelay)
 		io.WriteString(w, "ok\n")
 		return
 	}
-	delay := d.script.failDelay
-	if d.outageCalls.Add(1)%uint64(d.script.hangEvery) == 0 {
-		delay = d.script.hangDelay
+	delay := b.timing.okDelay
+	if sc.status >= 500 {
+		delay = b.timing.failDelay // a failing server takes its time to fail
+	}
+	if sc.hangEvery > 0 && b.troubleCalls.Add(1)%uint64(sc.hangEvery) == 0 {
+		delay = b.timing.hangDelay
 	}
 	wait(r.Context(), delay)
-	http.Error(w, "outage", http.StatusServiceUnavailable)
+	if sc.retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(sc.retryAfter))
+	}
+	http.Error(w, sc.trouble, sc.status)
 }
 
-// totalReceived is the number of calls that reached the dependency so far.
-func (d *dependency) totalReceived() uint64 {
+// totalReceived is the number of calls that reached the backend so far.
+func (b *backend) totalReceived() uint64 {
 	var n uint64
-	for p := range d.received {
-		n += d.received[p].Load()
+	for p := range b.received {
+		n += b.received[p].Load()
 	}
 	return n
 }
 
 // shutdown stops the server, waiting for running handlers until ctx is done,
 // and then for Serve to return.
-func (d *dependency) shutdown(ctx context.Context) error {
-	err := d.server.Shutdown(ctx)
+func (b *backend) shutdown(ctx context.Context) error {
+	err := b.server.Shutdown(ctx)
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		err = d.server.Close()
+		err = b.server.Close()
 	}
-	<-d.served
+	<-b.served
 	return err
 }
 

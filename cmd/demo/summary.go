@@ -6,30 +6,38 @@ import (
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
 )
 
-// A summary is what the story showed: the same outage met with and without
-// the breaker.
+// A summary is what the story showed: each backend's trouble met by a
+// client with a breaker per backend and by a plain one.
 type summary struct {
-	elapsed      time.Duration // how long the story ran
-	interrupted  bool          // stopped early (Ctrl-C): the numbers are the story so far
-	outageStart  time.Duration
-	outageLength time.Duration
-
-	with, without runSummary
-	counts        actor.Counts  // the breaker's own counts, for cross-checking
-	transitions   []actor.Event // every transition of the breaker, in order
+	elapsed     time.Duration // how long the story ran
+	interrupted bool          // stopped early (Ctrl-C): the numbers are the story so far
+	hosts       []hostSummary // one per backend, in the schedule's order
 }
 
-// A runSummary is one run's side of the comparison. A nil duration means it
+// A hostSummary is one backend's side by side comparison.
+type hostSummary struct {
+	script        script
+	key           string // its breaker's key in the transport
+	with, without runSummary
+	counts        actor.Counts  // its breaker's own counts, for cross-checking
+	transitions   []actor.Event // every transition of its breaker, in order
+}
+
+// A runSummary is one client's calls to one backend. A nil duration means it
 // never happened (or cannot happen: without a breaker nothing opens).
 type runSummary struct {
-	sent             uint64 // calls the callers started, whole story
-	outageReached    uint64 // calls the dependency received during the outage
-	outageRefused    uint64 // calls during the outage the breaker turned away at once
-	outageFailed     uint64 // calls during the outage that failed or timed out
-	outageLatency    latencies
-	outageToOpen     *time.Duration // from the outage's start until the breaker opened
-	recoveryToClosed *time.Duration // from the outage's end until the breaker closed
-	recoveryToOK     *time.Duration // from the outage's end until a caller first got a 200
+	sent             uint64 // calls the client started, whole story
+	reached          uint64 // calls the backend received, whole story
+	refused          uint64 // calls the breaker turned away at once, whole story
+	troubleReached   uint64 // calls the backend received during its trouble
+	troubleRefused   uint64 // calls during the trouble the breaker turned away at once
+	troubleFailed    uint64 // calls during the trouble that failed or timed out
+	latency          latencies
+	troubleToOpen    *time.Duration  // from the trouble's start until the breaker opened
+	recoveryToClosed *time.Duration  // from the trouble's end until the breaker closed
+	recoveryToOK     *time.Duration  // from the trouble's end until a caller first got a 200
+	opened           int             // times the breaker opened
+	openPeriods      []time.Duration // how long each opening that ended lasted, in order
 }
 
 // latencies summarises how long calls kept their callers waiting.
@@ -54,30 +62,56 @@ func rank(n, p int) int {
 	return max(r-1, 0)
 }
 
-// summarize gathers one run's results. Call it after the workers are done.
-func summarize(sd side, sched schedule, transitions []actor.Event) runSummary {
-	c, d := sd.callers, sd.dep
-	outage := c.byPhase[phaseOutage].snapshot()
+// summarize gathers one client's results for backend i. The latencies are
+// those of the calls made during the trouble, or of all calls to a backend
+// that has none. Call it after the workers are done.
+func summarize(sd side, i int, sched schedule, transitions []actor.Event) runSummary {
+	h, b, sc := &sd.callers.hosts[i], sd.backends[i], sched.scripts[i]
+	trouble := h.byPhase[phaseTrouble].snapshot()
+	measured := phaseTrouble
+	if !sc.troubled() {
+		measured = phaseHealthy
+	}
 	s := runSummary{
-		sent:          c.all.sent.Load(),
-		outageReached: d.received[phaseOutage].Load(),
-		outageRefused: outage.refused,
-		outageFailed:  outage.failed,
-		outageLatency: percentilesOf(c.outageLatenciesSorted()),
+		sent:           h.all.sent.Load(),
+		reached:        b.totalReceived(),
+		refused:        h.all.refused.Load(),
+		troubleReached: b.received[phaseTrouble].Load(),
+		troubleRefused: trouble.refused,
+		troubleFailed:  trouble.failed,
+		latency:        percentilesOf(sd.callers.latenciesSorted(i, measured)),
 	}
-	if ns := c.firstRecovered.Load(); ns != 0 {
-		s.recoveryToOK = durationPtr(time.Duration(ns) - sched.outageEnd)
+	if ns := h.firstRecovered.Load(); ns != 0 {
+		s.recoveryToOK = durationPtr(time.Duration(ns) - sc.end())
 	}
-	for _, ev := range transitions {
+	for k, ev := range transitions {
 		at := ev.At.Sub(sched.start)
 		switch {
-		case ev.To == actor.StateOpen && at >= sched.outageStart && s.outageToOpen == nil:
-			s.outageToOpen = durationPtr(at - sched.outageStart)
-		case ev.To == actor.StateClosed && at >= sched.outageEnd && s.recoveryToClosed == nil:
-			s.recoveryToClosed = durationPtr(at - sched.outageEnd)
+		case ev.To == actor.StateOpen && sc.troubled() && at >= sc.start && s.troubleToOpen == nil:
+			s.troubleToOpen = durationPtr(at - sc.start)
+		case ev.To == actor.StateClosed && sc.troubled() && at >= sc.end() && s.recoveryToClosed == nil:
+			s.recoveryToClosed = durationPtr(at - sc.end())
+		}
+		if ev.To == actor.StateOpen {
+			s.opened++
+		}
+		if ev.To == actor.StateOpen && k+1 < len(transitions) {
+			s.openPeriods = append(s.openPeriods, transitions[k+1].At.Sub(ev.At))
 		}
 	}
 	return s
+}
+
+// longestOpen is the longest open period that ended, or nil.
+func (r runSummary) longestOpen() *time.Duration {
+	if len(r.openPeriods) == 0 {
+		return nil
+	}
+	longest := r.openPeriods[0]
+	for _, d := range r.openPeriods[1:] {
+		longest = max(longest, d)
+	}
+	return &longest
 }
 
 func durationPtr(d time.Duration) *time.Duration { return &d }

@@ -3,20 +3,25 @@ package main
 import (
 	"fmt"
 	"io"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
 )
 
-// textView is the live view for people: a line per tick with the numbers of
-// that tick, a line per phase change and per breaker transition, and a
-// summary table at the end.
+// textView is the live view for people: a block per tick with the numbers
+// of that tick (a line per backend), a line per phase change and per breaker
+// transition, and a summary table and its conclusions at the end.
 type textView struct {
 	w     io.Writer
 	color bool // colour breaker states (ANSI)
 
-	// The totals at the previous tick, to print each tick's own numbers.
-	lastWith, lastWithout progress
+	sched    schedule    // set by begin
+	openedAt []time.Time // by backend: when its breaker last opened
+
+	// The totals at the previous tick, by backend, to print each tick's own numbers.
+	lastWith, lastWithout []progress
 }
 
 const (
@@ -50,62 +55,92 @@ func (v *textView) bold(s string) string {
 	return ansiBold + s + ansiReset
 }
 
-func (v *textView) begin(cfg config, with, without side) {
+func (v *textView) begin(cfg config, sched schedule, with, without side) {
+	v.sched = sched
+	v.openedAt = make([]time.Time, len(sched.scripts))
+	v.lastWith = make([]progress, len(sched.scripts))
+	v.lastWithout = make([]progress, len(sched.scripts))
 	probeTimeout := cfg.probeTimeout
 	if probeTimeout == 0 {
 		probeTimeout = cfg.retryTimer
 	}
-	outageEnd := cfg.outageStart + cfg.outageLength
-	fmt.Fprintf(v.w, `%s the same callers meet the same failing dependency twice:
-through a circuit breaker, and without one.
+	retryAfter := fmt.Sprintf("for what Retry-After says when the answer has one (at most %v), else %v", cfg.maxRetryAfter, cfg.retryTimer)
+	if cfg.maxRetryAfter == 0 {
+		retryAfter = fmt.Sprintf("for %v (Retry-After is ignored)", cfg.retryTimer)
+	}
+	fmt.Fprintf(v.w, "%s one HTTP client with a circuit breaker per backend\n"+
+		"(httpbreaker.Transport) and a plain client call the same three backends.\n\n",
+		v.bold("circuitbreaker demo:"))
+	var ports [2][]string
+	for i, sc := range sched.scripts {
+		label := "backends"
+		if i > 0 {
+			label = ""
+		}
+		when := ""
+		if sc.troubled() {
+			when = fmt.Sprintf("%s from %v to %v: ", sc.trouble, sc.start, sc.end())
+		}
+		fmt.Fprintf(v.w, "  %-8s  %-8s  %s%s\n", label, sc.name, when, sc.describe())
+		ports[0] = append(ports[0], port(with.backends[i].addr))
+		ports[1] = append(ports[1], port(without.backends[i].addr))
+	}
+	fmt.Fprintf(v.w, "            two copies of each on 127.0.0.1, ports %s (with breakers) and %s (plain)\n",
+		strings.Join(ports[0], ", "), strings.Join(ports[1], ", "))
+	fmt.Fprintf(v.w, `  callers   %d workers per client, %d calls/s in all, taking the backends in turn;
+            a call gives up after %v
+  breakers  one per backend: opens after %d failures in a row (5xx, 429, no answer in time),
+            stays open %s,
+            then lets one probe call through (probe timeout %v): a 200 closes it, a failure opens it again
 
-  dependency  healthy until %v, outage until %v, healthy again until %v
-              outage: 503 after %v, and every %s call hangs
-              two copies: %s (with breaker), %s (without)
-  callers     %d workers on each side, %d calls/s in all; a call gives up after %v
-  breaker     opens after %d failures in a row; %v later lets one probe call through
-              (probe timeout %v): a 200 closes it, a failure opens it again
+Each block counts the calls of the last %v, a line per backend.
+  sent     calls the client started (a worker still waiting on a hanging call misses its turn)
+  reached  calls the backend got             refused  calls the breaker answered at once
+  failed   5xx and 429 answers, and calls with no answer in time
 
-Each line counts the calls of the last %v.
-  sent     calls the callers started (one still waiting on a hanging call misses its turn)
-  reached  calls the dependency got        refused  calls the breaker answered at once
-  failed   503s, and calls with no answer in time
-
-                ------------- with breaker --------------   --- without breaker ---
-   time  phase     state      sent  reached  refused  failed    sent  reached  failed
+                              ------------- with breakers -------------   -- without breakers ---
+   time  backend   phase      state      sent  reached  refused  failed    sent  reached  failed
 `,
-		v.bold("circuitbreaker demo:"),
-		cfg.outageStart, outageEnd, cfg.duration,
-		cfg.failDelay, ordinal(cfg.hangEvery),
-		with.dep.url, without.dep.url,
 		cfg.workers, cfg.rate, cfg.callTimeout,
-		cfg.allowedFails, cfg.retryTimer, probeTimeout,
+		cfg.allowedFails, retryAfter, probeTimeout,
 		cfg.tick)
 }
 
-func (v *textView) phase(elapsed time.Duration, p phase) {
-	what := "the dependency is healthy"
-	switch p {
-	case phaseOutage:
-		what = "the dependency now answers 503, and some calls hang"
-	case phaseRecovery:
-		what = "the dependency is healthy again"
+func (v *textView) phase(elapsed time.Duration, backend int, p phase) {
+	sc := v.sched.scripts[backend]
+	what := "healthy again"
+	if p == phaseTrouble {
+		what = sc.describe()
 	}
-	fmt.Fprintf(v.w, "%s  %s\n", seconds(elapsed), v.bold(fmt.Sprintf("=== %s: %s", p, what)))
+	fmt.Fprintf(v.w, "%s  %s\n", seconds(elapsed), v.bold(fmt.Sprintf("=== %s: %s: %s", sc.name, sc.phaseName(p), what)))
 }
 
-func (v *textView) event(elapsed time.Duration, ev actor.Event) {
-	fmt.Fprintf(v.w, "%s  >>> breaker %s -> %s: %s\n",
-		seconds(elapsed), v.state(ev.From, 0), v.state(ev.To, 0), ev.Reason)
+func (v *textView) event(elapsed time.Duration, backend int, ev hostEvent) {
+	var was string
+	if ev.From == actor.StateOpen && !v.openedAt[backend].IsZero() {
+		was = fmt.Sprintf(" (open %.2fs)", ev.At.Sub(v.openedAt[backend]).Seconds())
+	}
+	if ev.To == actor.StateOpen {
+		v.openedAt[backend] = ev.At
+	}
+	fmt.Fprintf(v.w, "%s  >>> %-8s  %s -> %s: %s%s\n",
+		seconds(elapsed), v.sched.scripts[backend].name, v.state(ev.From, 0), v.state(ev.To, 0), ev.Reason, was)
 }
 
-func (v *textView) tick(elapsed time.Duration, p phase, state actor.State, with, without progress) {
-	dw, dwo := with.minus(v.lastWith), without.minus(v.lastWithout)
-	v.lastWith, v.lastWithout = with, without
-	fmt.Fprintf(v.w, "%s  %-8s  %s %5d  %7d  %7d  %6d   %5d  %7d  %6d\n",
-		seconds(elapsed), p, v.state(state, 9),
-		dw.sent, dw.reached, dw.refused, dw.failed,
-		dwo.sent, dwo.reached, dwo.failed)
+func (v *textView) tick(elapsed time.Duration, hosts []hostProgress) {
+	for i, h := range hosts {
+		dw, dwo := h.with.minus(v.lastWith[i]), h.without.minus(v.lastWithout[i])
+		v.lastWith[i], v.lastWithout[i] = h.with, h.without
+		at := strings.Repeat(" ", len(seconds(elapsed)))
+		if i == 0 {
+			at = seconds(elapsed)
+		}
+		sc := v.sched.scripts[i]
+		fmt.Fprintf(v.w, "%s  %-8s  %-10s %s %5d  %7d  %7d  %6d   %5d  %7d  %6d\n",
+			at, sc.name, sc.phaseName(h.phase), v.state(h.state, 9),
+			dw.sent, dw.reached, dw.refused, dw.failed,
+			dwo.sent, dwo.reached, dwo.failed)
+	}
 }
 
 // minus returns the numbers added since earlier.
@@ -126,36 +161,79 @@ func (v *textView) end(s summary) {
 	if s.interrupted {
 		fmt.Fprintf(v.w, "Interrupted after %.2fs: the numbers so far.\n", s.elapsed.Seconds())
 	}
-	fmt.Fprintf(v.w, "%s\n", v.bold("Summary"))
 	row := func(label, with, without string) {
-		fmt.Fprintf(v.w, "  %-40s  %12s  %15s\n", label, with, without)
+		fmt.Fprintf(v.w, "  %-44s  %13s  %16s\n", label, with, without)
 	}
-	w, wo := s.with, s.without
-	row("", "with breaker", "without breaker")
-	fmt.Fprintf(v.w, "  during the outage (%v to %v)\n", s.outageStart, s.outageStart+s.outageLength)
-	row("  calls that reached the dependency", count(w.outageReached), count(wo.outageReached))
-	row("  calls refused at once", count(w.outageRefused), count(wo.outageRefused))
-	row("  median time a caller waited", latency(w.outageLatency.n, w.outageLatency.p50), latency(wo.outageLatency.n, wo.outageLatency.p50))
-	row("  p99 time a caller waited", latency(w.outageLatency.n, w.outageLatency.p99), latency(wo.outageLatency.n, wo.outageLatency.p99))
-	fmt.Fprintln(v.w, "  reaction times")
 	took := func(d *time.Duration) string { return since(d, s.interrupted) }
-	row("  from outage start to breaker open", took(w.outageToOpen), "-")
-	row("  from recovery to breaker closed", took(w.recoveryToClosed), "-")
-	row("  from recovery to a caller's first 200", took(w.recoveryToOK), took(wo.recoveryToOK))
+	fmt.Fprintf(v.w, "%-46s  %13s  %16s\n", v.bold("Summary"), "with breakers", "without breakers")
+	for _, h := range s.hosts {
+		sc, w, wo := h.script, h.with, h.without
+		if !sc.troubled() {
+			fmt.Fprintf(v.w, "  %s: %s\n", sc.name, sc.describe())
+			row("  calls that reached it", count(w.reached), count(wo.reached))
+			row("  calls refused at once", count(w.refused), count(wo.refused))
+			row("  times its breaker opened", count(uint64(w.opened)), "-")
+			row("  median time a caller waited", latency(w.latency.n, w.latency.p50), latency(wo.latency.n, wo.latency.p50))
+			row("  p99 time a caller waited", latency(w.latency.n, w.latency.p99), latency(wo.latency.n, wo.latency.p99))
+			continue
+		}
+		fmt.Fprintf(v.w, "  %s: %s from %v to %v (%s)\n", sc.name, sc.trouble, sc.start, sc.end(), sc.describe())
+		row("  calls that reached it during the "+sc.trouble, count(w.troubleReached), count(wo.troubleReached))
+		row("  calls refused at once", count(w.troubleRefused), count(wo.troubleRefused))
+		row("  median time a caller waited", latency(w.latency.n, w.latency.p50), latency(wo.latency.n, wo.latency.p50))
+		row("  p99 time a caller waited", latency(w.latency.n, w.latency.p99), latency(wo.latency.n, wo.latency.p99))
+		row("  from "+sc.trouble+" start to breaker open", took(w.troubleToOpen), "-")
+		row("  longest time its breaker stayed open", took(w.longestOpen()), "-")
+		row("  from recovery to breaker closed", took(w.recoveryToClosed), "-")
+		row("  from recovery to a caller's first 200", took(w.recoveryToOK), took(wo.recoveryToOK))
+	}
+	for _, h := range s.hosts {
+		fmt.Fprintln(v.w)
+		v.conclude(h, took)
+	}
+}
 
-	if wo.outageReached > 0 && w.outageReached <= wo.outageReached {
-		spared := 100 * float64(wo.outageReached-w.outageReached) / float64(wo.outageReached)
-		fmt.Fprintf(v.w, "\nWith the breaker, the failing dependency got %.0f%% fewer calls", spared)
-		if w.outageLatency.n > 0 && wo.outageLatency.n > 0 {
+// conclude says in a sentence or three what the breaker did for one backend.
+func (v *textView) conclude(h hostSummary, took func(*time.Duration) string) {
+	sc, w, wo := h.script, h.with, h.without
+	if !sc.troubled() {
+		switch {
+		case w.opened > 0:
+			fmt.Fprintf(v.w, "%s never failed, yet its breaker opened %d times: some of its calls ran out of time.\n", sc.name, w.opened)
+		case wo.reached < w.reached:
+			fmt.Fprintf(v.w, "%s never failed and its breaker never opened. It got %d calls with the breakers\n"+
+				"and %d without, where calls hanging on another backend held up the plain client's workers.\n",
+				sc.name, w.reached, wo.reached)
+		default:
+			fmt.Fprintf(v.w, "%s never failed and its breaker never opened.\n", sc.name)
+		}
+		return
+	}
+	if wo.troubleReached > 0 && w.troubleReached <= wo.troubleReached {
+		spared := 100 * float64(wo.troubleReached-w.troubleReached) / float64(wo.troubleReached)
+		fmt.Fprintf(v.w, "With the breakers, %s got %.0f%% fewer calls during its %s", sc.name, spared, sc.trouble)
+		if sc.hangEvery > 0 && w.latency.n > 0 && wo.latency.n > 0 {
 			fmt.Fprintf(v.w, ",\nand callers waited %v instead of %v (median)",
-				roundLatency(w.outageLatency.p50), roundLatency(wo.outageLatency.p50))
+				roundLatency(w.latency.p50), roundLatency(wo.latency.p50))
 		}
 		fmt.Fprintln(v.w, ".")
 	}
+	if longest := w.longestOpen(); sc.retryAfter > 0 && longest != nil {
+		fmt.Fprintf(v.w, "It asked for %ds with Retry-After, and its breaker stayed open up to %s.\n", sc.retryAfter, took(longest))
+	}
 	if w.recoveryToOK != nil && wo.recoveryToOK != nil {
 		late := max(*w.recoveryToOK-*wo.recoveryToOK, 0)
-		fmt.Fprintf(v.w, "Its price: after the recovery, callers waited %s longer for their first 200.\n", took(&late))
+		fmt.Fprintf(v.w, "The price: after the recovery, callers waited %s longer for their first 200.\n", took(&late))
 	}
+}
+
+// port is the port of a host:port address.
+func port(addr string) string {
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	return p
 }
 
 // seconds formats an elapsed time for the live view: "  4.25s".
