@@ -232,10 +232,10 @@ type snapshot struct {
 	gen      uint64     // incremented by every transition
 	failures uint64     // consecutive failures
 	refusal  *OpenError // open, or half-open with the probe out: the refusal every caller gets
+	window   *window    // closed with a failure rate: where fast-path successes go (see window.go)
 	st       uint8      // the State
 	probeOut bool       // half-open: the probe is granted and not yet reported
 	stopped  bool
-	window   *window // policy: closed with a failure rate: where fast-path successes go (see window.go)
 
 	// Derived, for the fast path's single test:
 	grants bool // closed and not stopped: a permit is granted from the snapshot

@@ -17,12 +17,10 @@ type machine struct {
 	retry        time.Duration
 	probeTimeout time.Duration
 
-	// Trip and recovery policies (see setPolicies), immutable:
-	rate           *rateRule     // nil: no failure-rate window
-	backoffMax     time.Duration // 0: no backoff
-	jitter         float64       // 0: none
-	rng            *rand.Rand    // jitter's draws; nil without jitter
-	probeSuccesses uint64        // successful probes in a row that close; at least 1
+	// The trip and recovery policies (see setPolicies), behind a pointer:
+	// most breakers use none and share defaultPolicies, which keeps an idle
+	// breaker within its allocation size class.
+	*policies
 
 	state    State
 	gen      uint64 // incremented by every transition
@@ -43,13 +41,31 @@ type machine struct {
 	probeRun uint64  // successful probes so far in this half-open period
 }
 
+// policies are a machine's trip and recovery policies, immutable once set
+// but for rng's state (only the machine's owner draws from it).
+type policies struct {
+	rate           *rateRule     // nil: no failure-rate window
+	backoffMax     time.Duration // 0: no backoff
+	jitter         float64       // 0: none
+	rng            *rand.Rand    // jitter's draws; nil without jitter
+	probeSuccesses uint64        // successful probes in a row that close; at least 1
+}
+
+// defaultPolicies is shared, read-only, by every machine that sets none.
+var defaultPolicies = policies{probeSuccesses: 1}
+
 func newMachine(name string, clk clock.Clock, allowedFails int, retry, probeTimeout time.Duration) *machine {
-	return &machine{name: name, clock: clk, allowedFails: uint64(allowedFails), retry: retry, probeTimeout: probeTimeout, probeSuccesses: 1}
+	return &machine{name: name, clock: clk, allowedFails: uint64(allowedFails), retry: retry, probeTimeout: probeTimeout, policies: &defaultPolicies}
 }
 
 // setPolicies configures the trip and recovery policies of a machine that
 // has not made a step yet.
 func (m *machine) setPolicies(o *options) {
+	if o.rateWindow == 0 && o.backoffMax == 0 && o.jitter == 0 && o.probeSuccesses <= 1 {
+		m.policies = &defaultPolicies
+		return
+	}
+	m.policies = &policies{probeSuccesses: 1}
 	if o.rateWindow > 0 {
 		m.rate = newRateRule(o.rateThreshold, o.rateMinCalls, o.rateWindow)
 		m.window = newWindow(m.rate, m.clock)
