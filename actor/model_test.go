@@ -628,7 +628,7 @@ func (c *modelConfig) decodePolicies(s *byteSource) {
 	b := s.next()
 	if c.rate = b&1 == 1; c.rate {
 		c.threshold = modelThresholds[int(b>>1)%len(modelThresholds)]
-		c.allowedGiven = b&0x80 != 0
+		c.allowedGiven = b&0xc0 == 0xc0 // mostly the rate alone: the consecutive rule would decide first
 		b = s.next()
 		c.minCalls = 1 + int(b)%6
 		c.window = []time.Duration{c.retry, 2 * c.retry, c.retry / 2, c.retry/8 + 3, 9}[int(b>>4)%5]
@@ -674,21 +674,24 @@ const (
 	opForceOpen
 	opDisable
 	opReset
+	opBurst // traffic: reports spread over the failure-rate window, each a byte of the input
 	opPolicyKinds
 )
 
 // modelOpTable maps a byte to an operation, with these weights;
 // modelPolicyOpTable, for inputs with a policy block, is the same followed
-// by the policy operations, so that op encodes an operation the same way
-// for both.
-var modelOpTable, modelPolicyOpTable = func() ([]modelOp, []modelOp) {
+// by the policy operations, and modelRateOpTable, with a failure rate, that
+// followed by more bursts: a window decides only with traffic in it. Each
+// starts with the one before, so that op encodes an operation the same way
+// for all.
+var modelOpTable, modelPolicyOpTable, modelRateOpTable = func() ([]modelOp, []modelOp, []modelOp) {
 	weights := [opPolicyKinds]int{
 		opPermit: 12, opReport: 10, opReportErr: 6, opReportAny: 4, opBadOutcome: 1, opCall: 5, opDoneCtx: 1,
 		opAdvance: 4, opAdvanceToDue: 3, opAdvanceBefore: 2, opAdvanceFar: 1, opAdvanceLate: 3,
 		opSubscribe: 2, opCancel: 1, opDrainLazy: 1, opCycle: 3,
 		// ForceOpen and Disable hold until a Reset: rarer than Reset, so
 		// that runs spend most of their time under the breaker's own rules.
-		opTrip: 2, opForceOpen: 1, opDisable: 1, opReset: 3,
+		opTrip: 2, opForceOpen: 1, opDisable: 1, opReset: 3, opBurst: 4,
 	}
 	var table []modelOp
 	for op, w := range weights {
@@ -700,7 +703,11 @@ var modelOpTable, modelPolicyOpTable = func() ([]modelOp, []modelOp) {
 	for _, w := range weights[:opKinds] {
 		plain += w
 	}
-	return table[:plain:plain], table
+	policy := len(table)
+	for range 24 {
+		table = append(table, opBurst)
+	}
+	return table[:plain:plain], table[:policy:policy], table
 }()
 
 // maxModelOps bounds one run: each clock advance costs the mock clock at
@@ -804,7 +811,10 @@ func (r *modelRun) fatalf(format string, args ...any) {
 
 func (r *modelRun) step(src *byteSource) {
 	table := modelOpTable
-	if r.cfg.policies {
+	switch {
+	case r.cfg.rate:
+		table = modelRateOpTable
+	case r.cfg.policies:
 		table = modelPolicyOpTable
 	}
 	op := table[src.intn(len(table))]
@@ -833,6 +843,8 @@ func (r *modelRun) step(src *byteSource) {
 		r.control(opDisable, arg)
 	case opReset:
 		r.control(opReset, arg)
+	case opBurst:
+		r.burst(src, 2+int(arg)%8)
 	case opAdvanceLate:
 		r.advanceLate(arg)
 	case opPermit:
@@ -1010,6 +1022,31 @@ func (r *modelRun) reported(got, want bool) {
 		r.fatalf("report returned %v, want %v", got, want)
 	}
 	r.drainNow(r.driver) // semantic 7: its event is receivable when it returns
+}
+
+// burst is n reports, each after an advance of a sixteenth of the
+// failure-rate window (of the retry timer without one) times 0 to 15: the
+// window fills with outcomes of every age, its edges included.
+func (r *modelRun) burst(src *byteSource, n int) {
+	unit := r.cfg.retry / 16
+	if r.cfg.rate {
+		unit = r.cfg.window / 16
+	}
+	r.logf("burst of %d, in steps of %v", n, unit)
+	for range n {
+		b := src.next()
+		r.advance(unit * time.Duration(b&15))
+		granted := len(r.permits)
+		if r.permit(); len(r.permits) == granted {
+			continue // refused
+		}
+		p := r.permits[granted]
+		o := []Outcome{Success, Failure, Success, Failure, Failure, Success, Ignored}[(b>>4)%7]
+		r.logf("ReportOutcome(%v) in a burst", o)
+		r.reported(p.real.ReportOutcome(o), r.m.report(p, o))
+		r.learn()
+		r.check()
+	}
 }
 
 // callAdvance is how long Call's fn takes in an opCall with this argument:
@@ -1325,6 +1362,15 @@ func (r *modelRun) stop() {
 		if p.real.ReportOutcome(Success) || p.real.Report(errBoom) {
 			r.fatalf("Report after Stop applied")
 		}
+	}
+	for name, f := range map[string]func() error{"Trip": func() error { return r.b.Trip("late") },
+		"ForceOpen": r.b.ForceOpen, "Disable": r.b.Disable, "Reset": r.b.Reset} {
+		if err := f(); err != ErrStopped {
+			r.fatalf("%s after Stop = %v, want ErrStopped", name, err)
+		}
+	}
+	if got, want := r.b.State(), r.m.state; got != want {
+		r.fatalf("State() after controls after Stop = %v, want the last state %v", got, want)
 	}
 	if got := r.b.Counts(); got != r.m.wantCounts() {
 		r.fatalf("Counts() changed after Stop: %+v", got)
