@@ -1617,25 +1617,82 @@ func FuzzModel(f *testing.F) {
 		op(opSubscribe, 1), op(opSubscribe, 0), op(opCall, 0x10), op(opCall, 0x11), op(opReportErr, 0x30),
 		op(opPermit, 0), op(opReportErr, 0x60), op(opDoneCtx, 1), op(opAdvanceToDue, 0), op(opCall, 0x20),
 		op(opCall, 0x10), op(opCancel, 1), op(opDrainLazy, 0), op(opAdvanceFar, 3)))
+
+	// The policies: a first byte with bit 2 set, then a policy block (see
+	// decodePolicies) after the clock's byte.
+	const (
+		burstS = 0x00 // a burst step's outcome is in its high nibble, its advance in sixteenths in the low one
+		burstF = 0x10
+		burstI = 0x60
+	)
+	// Failure rate 0.5 over 1s with minCalls 4 (the consecutive rule off):
+	// 2 of 4 trips; after the close, a failure 15/16 of the window after two
+	// successes (may count), one a full window after (never counts).
+	f.Add(policyInput([5]byte{4, 2, 0, 0, 0}, [5]byte{0x01, 0x03, 0, 0, 0},
+		op(opBurst, 2), burst(burstS, burstS, burstF, burstF), op(opAdvanceToDue, 0), op(opPermit, 0),
+		op(opReport, success), op(opBurst, 4), burst(burstS, burstS, burstF|15, burstF, burstI, burstF|1),
+		op(opBurst, 1), burst(burstS|15, burstF|15, burstF), op(opReset, 0), op(opBurst, 2), burst(burstF, burstF, burstF, burstF)))
+	// Backoff up to 8x with jitter 0.5: openings after failed and timed-out
+	// probes stay 1, 2, 4, 8, 8 retry timers, drawn within bounds; a close
+	// starts again from one.
+	f.Add(policyInput([5]byte{4, 1, 0, 0, 0}, [5]byte{0, 0, 0x31, 0, 7},
+		op(opCycle, failure), op(opCycle, failure), op(opAdvanceToDue, 0), op(opPermit, 0), op(opAdvanceToDue, 0),
+		op(opCycle, failure), op(opCycle, failure), op(opCycle, success), op(opTrip, 1), op(opAdvanceToDue, 0),
+		op(opPermit, 0), op(opAdvanceLate, 0), op(opReport, success), op(opAdvanceToDue, 0)))
+	// Three probe successes to close, an ignored probe and a failed one in
+	// between.
+	f.Add(policyInput([5]byte{5, 2, 0, 0, 0}, [5]byte{0, 0, 0, 3, 0},
+		op(opTrip, 0), op(opAdvanceToDue, 0), op(opPermit, 0), op(opPermit, 0), op(opReport, success),
+		op(opPermit, 0), op(opReport, ignored), op(opPermit, 0), op(opReport, success), op(opPermit, 0),
+		op(opReport, failure), op(opAdvanceToDue, 0), op(opPermit, 0), op(opReport, success), op(opPermit, 0),
+		op(opReport, success), op(opPermit, 0), op(opReport, success), op(opPermit, 0)))
+	// Slow calls at the retry timer: exactly d is not slow, 1/128 more is,
+	// a cancelled report and Calls included; a slow probe re-opens.
+	f.Add(policyInput([5]byte{6, 2, 0, 0, 0}, [5]byte{0, 0, 0, 0x30, 0},
+		op(opPermit, 0), op(opAdvance, 128), op(opReport, success), op(opPermit, 0), op(opAdvance, 129),
+		op(opReportErr, 0x40), op(opCall, 0x02), op(opCall, 0x04), op(opCall, 0x44), op(opCall, 0x08),
+		op(opCycle, success), op(opPermit, 0), op(opAdvance, 129), op(opReport, success)))
+	// Manual control from every state, with its refusals, a silent Reset
+	// that keeps the generation, and a Reset while the retry timer is held
+	// back (the timer comes first).
+	f.Add(policyInput([5]byte{6, 1, 0, 0, 0}, [5]byte{0, 0, 0, 0, 0},
+		op(opPermit, 0), op(opForceOpen, 0), op(opPermit, 0), op(opReportAny, success), op(opForceOpen, 0),
+		op(opDisable, 0), op(opPermit, 0), op(opReport, failure), op(opPermit, 0), op(opReport, failure),
+		op(opPermit, 0), op(opReport, failure), op(opForceOpen, 0), op(opDisable, 0), op(opReset, 0),
+		op(opPermit, 0), op(opReport, failure), op(opPermit, 0), op(opReset, 0), op(opReport, failure), op(opReset, 0),
+		op(opTrip, 2), op(opTrip, 3), op(opAdvanceLate, 0), op(opReset, 0), op(opCycle, ignored), op(opDisable, 0),
+		op(opAdvanceLate, 0), op(opReset, 0), op(opCycle, failure), op(opAdvanceToDue, 0), op(opPermit, 0), op(opReset, 0)))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		runModel(t, data, nil, false)
 	})
 }
 
 // modelInput encodes a configuration and operations as runModel decodes them.
-func modelInput(config [5]byte, ops ...[2]byte) []byte {
+func modelInput(config [5]byte, ops ...[]byte) []byte {
 	data := config[:]
 	for _, o := range ops {
-		data = append(data, o[:]...)
+		data = append(data, o...)
 	}
 	return data
 }
 
+// policyInput is modelInput with a policy block.
+func policyInput(config, policy [5]byte, ops ...[]byte) []byte {
+	data := append(config[:], policy[:]...)
+	for _, o := range ops {
+		data = append(data, o...)
+	}
+	return data
+}
+
+// burst encodes the steps of an opBurst whose argument says how many.
+func burst(steps ...byte) []byte { return steps }
+
 // op encodes an operation and its argument byte.
-func op(kind modelOp, arg byte) [2]byte {
-	for i, o := range modelPolicyOpTable {
+func op(kind modelOp, arg byte) []byte {
+	for i, o := range modelRateOpTable {
 		if o == kind {
-			return [2]byte{byte(i), arg}
+			return []byte{byte(i), arg}
 		}
 	}
 	panic("no such operation")
