@@ -212,6 +212,11 @@ type Breaker struct {
 type counters struct {
 	requests, rejected, successes, failures, ignored atomic.Uint64
 	calls                                            atomic.Uint64
+	// consecutive is the machine's run of failures, stored by the executor
+	// before it publishes the step's snapshot: kept out of the snapshot so
+	// that a failure that only lengthens a run publishes nothing new, and
+	// the snapshot stays 32 bytes.
+	consecutive atomic.Uint64
 }
 
 func (c *counters) applied(o Outcome) {
@@ -230,11 +235,11 @@ func (c *counters) applied(o Outcome) {
 // own allocation).
 type snapshot struct {
 	gen      uint64     // incremented by every transition
-	failures uint64     // consecutive failures
 	refusal  *OpenError // open, or half-open with the probe out: the refusal every caller gets
 	window   *window    // closed with a failure rate: where fast-path successes go (see window.go)
 	st       uint8      // the State
 	probeOut bool       // half-open: the probe is granted and not yet reported
+	failing  bool       // there are consecutive failures (their count is counters.consecutive)
 	stopped  bool
 
 	// Derived, for the fast path's single test:
@@ -305,7 +310,7 @@ func (b *Breaker) Counts() Counts {
 		Successes:           b.counts.successes.Load() + calls,
 		Failures:            b.counts.failures.Load(),
 		Ignored:             b.counts.ignored.Load(),
-		ConsecutiveFailures: b.snap.Load().failures,
+		ConsecutiveFailures: b.counts.consecutive.Load(),
 	}
 }
 
@@ -589,7 +594,7 @@ func (b *Breaker) settleSlow(t ticket, o Outcome, openFor time.Duration) bool {
 		// ticket, so a ticket of an older generation is stale for good.
 		return false
 	}
-	if s.state() == StateClosed && (o == Ignored || (o == Success && s.failures == 0 && s.window.addSuccess())) || s.state() == StateDisabled { // window; disabled changes nothing
+	if s.state() == StateClosed && (o == Ignored || (o == Success && !s.failing && s.window.addSuccess())) || s.state() == StateDisabled { // window; disabled changes nothing
 		b.counts.applied(o)
 		return true
 	}

@@ -219,7 +219,7 @@ func (b *Breaker) useCount() uint64 {
 // same state.
 func (b *Breaker) idleHealthy() bool {
 	s := b.snap.Load()
-	return s.state() == StateClosed && s.failures == 0 && !s.stopped &&
+	return s.state() == StateClosed && !s.failing && !s.stopped &&
 		(s.window == nil || !s.windowFailures(b.m.clock.Now())) // policy: semantic 20
 }
 

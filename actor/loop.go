@@ -342,6 +342,9 @@ func (b *Breaker) commit(now time.Time, ev *Event) {
 	if b.m.timerSeq != b.armedSeq {
 		b.arm(now)
 	}
+	if b.counts.consecutive.Load() != b.m.failures {
+		b.counts.consecutive.Store(b.m.failures)
+	}
 	if next := b.m.snapshot(); next != *b.cur {
 		// A published snapshot is never written, so one published before
 		// can be published again: a run of failures that a success ends

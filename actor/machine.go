@@ -333,7 +333,7 @@ func (m *machine) setDeadline(d time.Time) {
 
 // snapshot returns the state to publish, with its derived fields.
 func (m *machine) snapshot() snapshot {
-	return derive(snapshot{st: uint8(m.state), gen: m.gen, failures: m.failures, probeOut: m.probeOut, refusal: m.refusal, window: m.window})
+	return derive(snapshot{st: uint8(m.state), gen: m.gen, failing: m.failures > 0, probeOut: m.probeOut, refusal: m.refusal, window: m.window})
 }
 
 // derive fills in a snapshot's derived fields. A disabled breaker grants
@@ -341,6 +341,6 @@ func (m *machine) snapshot() snapshot {
 // clean there.
 func derive(s snapshot) snapshot {
 	s.grants = (s.state() == StateClosed || s.state() == StateDisabled) && !s.stopped
-	s.clean = s.grants && s.failures == 0
+	s.clean = s.grants && !s.failing
 	return s
 }
