@@ -173,7 +173,8 @@ type Group[K comparable] struct {
 	// Event subscribers, read by breaker loops without any lock (see offer).
 	subs atomic.Pointer[[]*groupSub[K]] // copy on write, under mu
 
-	mu sync.Mutex
+	mu      sync.Mutex
+	waiting atomic.Int32 // goroutines in lockWaiting: a sweep lets them in between chunks
 	// Owned by mu:
 	members  []*member[K] // every member once; member.idx is its index
 	lru      member[K]    // sentinel of the LRU list of droppable members: front is least recent
@@ -231,10 +232,20 @@ func (b *Breaker) idleHealthy() bool {
 // report that a sweep noticed only at its next look (2×TTL).
 const idleEpochs = 3
 
-// sweepChunk is how many members a sweep looks at per hold of mu: a few
-// hundred microseconds at most, even with every member a cache miss. Only
-// making and dropping breakers wait for mu; Get of a present key never does.
-const sweepChunk = 512
+// A sweep looks at members in chunks, each under one hold of mu, which
+// only making and dropping breakers wait for (Get of a present key never
+// does). A chunk ends after sweepChunk members or sweepHold, whichever comes
+// first; the clock is read every sweepClockEvery members. Between chunks the
+// sweep waits up to sweepYield for the goroutines waiting for mu to get it.
+// So a Get that makes a breaker waits for one chunk, not for a sweep of a
+// million keys: well under a millisecond (the bound), with margin
+// for a slow machine.
+const (
+	sweepChunk      = 256
+	sweepClockEvery = 16
+	sweepHold       = 200 * time.Microsecond
+	sweepYield      = 200 * time.Microsecond
+)
 
 // NewGroup returns an empty group. Breaker options among opts apply to every
 // breaker (an invalid one is an error here, not at Get); [WithClock] sets
@@ -387,7 +398,7 @@ func (g *Group[K]) getSlow(key K) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.mu.Lock()
+	g.lockWaiting()
 	if g.stopping {
 		g.mu.Unlock()
 		return nil, ErrStopped
@@ -422,9 +433,20 @@ func (g *Group[K]) getSlow(key K) (*Breaker, error) {
 		g.armLocked()
 	}
 	g.hookLocked(m, true)
+	run := g.hooksDueLocked()
 	g.mu.Unlock()
-	g.runHooks()
+	if run {
+		g.runHooks()
+	}
 	return b, nil
+}
+
+// lockWaiting locks mu for Get and Remove, counted in waiting while it
+// waits, so that a sweep can let it in between two chunks (see sweep).
+func (g *Group[K]) lockWaiting() {
+	g.waiting.Add(1)
+	g.mu.Lock()
+	g.waiting.Add(-1)
 }
 
 // optionsFor returns the options of key's breaker: the group's, its name,
@@ -493,13 +515,16 @@ func (g *Group[K]) Remove(key K) bool {
 	if !g.usable() {
 		return false
 	}
-	g.mu.Lock()
+	g.lockWaiting()
 	v, ok := g.index.Load(key)
 	if ok {
 		g.forgetLocked(v.(*member[K]))
 	}
+	run := g.hooksDueLocked()
 	g.mu.Unlock()
-	g.runHooks()
+	if run {
+		g.runHooks()
+	}
 	return ok
 }
 
@@ -637,6 +662,7 @@ func (g *Group[K]) sweep(seq uint64) {
 	g.armed, g.timer, g.sweeping = false, nil, true
 	cur := g.epoch.Add(1)
 	for i := len(g.members) - 1; i >= 0 && !g.stopping; {
+		start := time.Now()
 		for n := 0; n < sweepChunk && i >= 0; n++ {
 			i = min(i, len(g.members)-1)
 			if i < 0 {
@@ -644,15 +670,15 @@ func (g *Group[K]) sweep(seq uint64) {
 			}
 			g.sweepMember(g.members[i], cur)
 			i--
+			if n%sweepClockEvery == sweepClockEvery-1 && time.Since(start) >= sweepHold {
+				break
+			}
 		}
-		// Run the chunk's dropped hooks now, rather than leave a backlog
-		// for the next Get that makes a breaker to run.
+		// Run the chunk's dropped hooks now (they release mu once), rather
+		// than leave a backlog for the next Get that makes a breaker to run.
 		g.deliverLocked()
 		g.mu.Unlock()
-		// Let a Get that waits for mu (to make a breaker) in before the next
-		// chunk: a running goroutine that locks again right away usually
-		// wins against the waiter it just woke.
-		runtime.Gosched()
+		g.yieldToWaiting()
 		g.mu.Lock()
 	}
 	g.sweeping = false
@@ -666,6 +692,22 @@ func (g *Group[K]) sweep(seq uint64) {
 	g.runHooks()
 	if g.sweepHook != nil {
 		g.sweepHook()
+	}
+}
+
+// yieldToWaiting lets other goroutines in before the sweep's next chunk.
+// It always yields the processor once: a goroutine queued behind the
+// sweeper on its processor (one that unlocked mu and handed it over, say)
+// would otherwise wait for the scheduler to preempt the sweep, which takes
+// 10ms or more. Then it waits up to sweepYield for the goroutines waiting
+// for mu (Gets that make a breaker, Removes) to take it: the sweep, still
+// running, would usually lock mu again before a waiter it woke is
+// scheduled, and sync.Mutex hands mu over only once a waiter has waited a
+// millisecond.
+func (g *Group[K]) yieldToWaiting() {
+	runtime.Gosched()
+	for start := time.Now(); g.waiting.Load() > 0 && time.Since(start) < sweepYield; {
+		runtime.Gosched()
 	}
 }
 

@@ -558,6 +558,39 @@ func TestGroupWatch(t *testing.T) {
 	}
 }
 
+// Hooks queued together run as one batch, with the group's lock released
+// once; a hook that panics must not lose the rest of its batch: they run
+// first at the next membership change, each exactly once, in order.
+func TestGroupWatchPanickingHookKeepsTheRestOfItsBatch(t *testing.T) {
+	tg := newTestGroup[string](t)
+	for _, k := range []string{"a", "b", "c", "d"} {
+		tg.get(t, k)
+	}
+	var seen []string // hooks run one at a time: no lock needed
+	cancel := func() {}
+	func() {
+		defer func() {
+			if r := recover(); r != "hook failed" {
+				t.Errorf("Watch: recovered %v, want the made hook's panic", r)
+			}
+		}()
+		cancel = tg.Watch(func(k string, _ *Breaker) {
+			seen = append(seen, k)
+			if k == "b" {
+				panic("hook failed")
+			}
+		}, nil)
+	}()
+	defer cancel()
+	if got := strings.Join(seen, ","); got != "a,b" {
+		t.Fatalf("made hooks before the panic went on: %q, want a,b", got)
+	}
+	tg.get(t, "e") // the next change runs what is left, then its own
+	if got := strings.Join(seen, ","); got != "a,b,c,d,e" {
+		t.Errorf("made hooks: %q, want a,b,c,d,e", got)
+	}
+}
+
 func TestGroupWatchHooksMayUseTheGroup(t *testing.T) {
 	tg := newTestGroup[string](t)
 	var made []string

@@ -103,13 +103,23 @@ func (q *hookQueue[K]) push(it hookItem[K]) {
 	q.queued++
 }
 
-// hookLocked queues m's made or dropped hooks, if anyone watches.
+// hookLocked queues m's made or dropped hooks, if any watcher has one.
 func (g *Group[K]) hookLocked(m *member[K], made bool) {
-	if len(g.watchers) == 0 {
-		return
-	}
 	ws := g.watchers
-	g.hooks.push(hookItem[K]{key: m.key, b: m.b, made: made, watchers: &ws})
+	for _, w := range ws {
+		if (made && w.made != nil) || (!made && w.dropped != nil) {
+			g.hooks.push(hookItem[K]{key: m.key, b: m.b, made: made, watchers: &ws})
+			return
+		}
+	}
+}
+
+// hooksDueLocked reports whether hooks are queued and no goroutine runs
+// them: then whoever queued them runs them, once it has released mu. While
+// a goroutine runs hooks it runs what is queued meanwhile too, so the others
+// need not take mu again for it.
+func (g *Group[K]) hooksDueLocked() bool {
+	return len(g.hooks.items) > 0 && !g.hooks.running
 }
 
 // runHooks runs the queued hooks unless another goroutine is running them.
@@ -134,38 +144,40 @@ func (g *Group[K]) flushHooks() {
 	}
 }
 
-// deliverLocked runs queued hooks until the queue is empty, releasing mu
-// around each call, unless another goroutine is already doing it. A hook
-// that panics ends the run (the panic goes on) without stalling the queue:
-// its item counts as called, and the next change runs what is left.
+// deliverLocked runs queued hooks until the queue is empty, unless another
+// goroutine is already doing it. It takes what is queued as one batch and
+// releases mu once for the whole batch, not once per hook: a sweep that
+// drops a chunk of members then lets a waiting Get in once, instead of
+// racing it for mu after every hook. A hook that panics ends the run (the
+// panic goes on) without stalling the queue: its item counts as called, and
+// the rest of its batch runs first at the next change.
 func (g *Group[K]) deliverLocked() {
 	q := &g.hooks
 	if q.running || len(q.items) == 0 {
 		return
 	}
 	q.running = true
-	inHook := false
+	var batch []hookItem[K]
+	next := 0 // in batch: the hook being called
 	defer func() {
-		if inHook { // a hook panicked (or called runtime.Goexit): mu is not held
+		if next < len(batch) { // a hook panicked (or called runtime.Goexit): mu is not held
 			g.mu.Lock()
-			q.called++
+			q.called += uint64(next + 1) // those before it, and itself
+			q.items = append(batch[next+1:len(batch):len(batch)], q.items...)
 		}
 		q.running = false
 		q.cond.Broadcast()
 	}()
 	for len(q.items) > 0 {
-		it := q.items[0]
-		q.items[0] = hookItem[K]{}
-		q.items = q.items[1:]
-		inHook = true
+		batch, q.items = q.items, nil
 		g.mu.Unlock()
-		it.call()
+		for next = 0; next < len(batch); next++ {
+			batch[next].call()
+		}
 		g.mu.Lock()
-		inHook = false
-		q.called++
+		q.called += uint64(len(batch))
 		q.cond.Broadcast()
 	}
-	q.items = nil
 }
 
 func (it *hookItem[K]) call() {
