@@ -4,6 +4,7 @@ package bench
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -240,37 +241,55 @@ func perKey(b *testing.B, n int, setup func() (add func(i int), release func()))
 // BenchmarkGroupSweep measures how long Get is held up while the group's
 // sweeper walks BENCH_GROUP_KEYS (default 100,000) idle keys and drops
 // them, on the real clock with a BENCH_GROUP_TTL (default 4s) idle TTL, so a
-// sweep every TTL/2. Once the idle keys are made, one goroutine Gets 100 hot
-// keys in a loop, and every 64th time a new key (making a breaker: the only
-// Get that takes the group's lock, which sweeps hold in chunks), timing each
-// Get, until every idle key has been dropped. The garbage collector is off
-// meanwhile (GC pauses excluded); the rest of the machine is not, so a
-// maximum includes the prober being descheduled. It reports the longest Get
-// of a present key (max-hit-ns) and of a new key (max-new-ns), how many of
-// each took over 1ms (hits-over-1ms, new-over-1ms, of gets), and how long
-// the drops took after the last idle key was made (drop-s: 1 to 2 TTLs,
-// minus how long making them took). ns/op is the mean of the timed Gets.
-// Skipped with -short.
+// sweep every TTL/2. A prober goroutine Gets 100 hot keys in a loop, and
+// every 256th time a new key (making a breaker: the only Get that takes the
+// group's lock, which sweeps hold in chunks), timing each Get.
+//
+// It probes twice, with the garbage collector off both times (GC pauses
+// excluded): first for 2 TTLs on a group of only the hot keys, where sweeps
+// have nothing to do, while another goroutine keeps the other CPU busy as
+// the sweeps will ("quiet-" metrics: what this machine does to a goroutine
+// that runs a tight loop, with nothing of the group in the way), then while
+// the sweeps drop the idle keys, until the last is gone. It reports the
+// longest Get of a present key (max-hit-ns) and of a new key (max-new-ns),
+// how many of each took over 1ms (hits-over-1ms, new-over-1ms), the 99.99th
+// percentile of hits and the 99.9th of new keys (to the microsecond above),
+// the counts (hits, news), and how long the drops took after the last idle
+// key was made (drop-s: 1 to 2 TTLs, minus how long making them took).
+// ns/op is the mean of the timed Gets during the sweeps.
+//
+// The rest of the machine is not stopped, so a maximum includes the prober
+// being descheduled (on a 2-vCPU VM, a few milliseconds now and then, with
+// or without a group). With BENCH_GROUP_OS_SWITCHES=1 (Linux only) the
+// prober runs locked to its thread and leaves out the Gets during which the
+// OS preempted that thread (getrusage: involuntary context switches;
+// switched-out counts them): what remains is what the group itself costs.
+// The two system calls per Get make the prober slower, and a locked thread
+// makes a Get that waits for the lock slower still, so in that mode read
+// the hit metrics, not the new-key ones. Skipped with -short.
 func BenchmarkGroupSweep(b *testing.B) {
 	if testing.Short() {
 		b.Skip("makes 100,000 breakers and waits for them to be dropped; skipped with -short")
 	}
 	n := envInt(b, "BENCH_GROUP_KEYS", 100_000)
 	ttl := envDuration(b, "BENCH_GROUP_TTL", 4*time.Second)
+	osSwitches := os.Getenv("BENCH_GROUP_OS_SWITCHES") == "1"
+	if osSwitches && !canCountSwitches {
+		b.Skip("BENCH_GROUP_OS_SWITCHES=1 needs Linux (getrusage RUSAGE_THREAD)")
+	}
 	keys := hostKeys(n)
 	hot := hostKeys(100)
 	for i := range hot {
 		hot[i] = "hot-" + hot[i]
 	}
 	b.Run("impl=actor", func(b *testing.B) {
-		var maxHit, maxNew, total time.Duration
-		var gets, slowHits, slowNew int
+		var quiet, sweeping probeStats
 		var dropTime time.Duration
 		for range b.N {
 			g := newActorGroup(b, hot, actor.WithIdleTTL(ttl))
 			var idleDropped atomic.Int64
 			var mu sync.Mutex
-			var forgotten []*actor.Breaker // stopped at the end: the group does not stop what it forgets
+			forgotten := make([]*actor.Breaker, 0, n+n/4) // stopped at the end: the group does not stop what it forgets
 			cancel := g.Watch(nil, func(key string, br *actor.Breaker) {
 				mu.Lock()
 				forgotten = append(forgotten, br)
@@ -279,56 +298,33 @@ func BenchmarkGroupSweep(b *testing.B) {
 					idleDropped.Add(1)
 				}
 			})
+
+			gcPercent := debug.SetGCPercent(-1)
+			quiet = probeGroup(b, g, hot, "quiet-", osSwitches, func(stop func()) {
+				spin(2 * ttl) // the other CPU busy, as the sweeps keep it
+				stop()
+			})
+			debug.SetGCPercent(gcPercent)
+
 			for _, k := range keys {
 				if _, err := g.Get(k); err != nil {
 					b.Fatal(err)
 				}
 			}
 			made := time.Now()
-			gcPercent := debug.SetGCPercent(-1)
-			stop := make(chan struct{})
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				for i := 0; ; i++ {
-					select {
-					case <-stop:
-						return
-					default:
+			runtime.GC() // the garbage of making them, not collected during the sweeps
+			debug.SetGCPercent(-1)
+			sweeping = probeGroup(b, g, hot, "new-", osSwitches, func(stop func()) {
+				for idleDropped.Load() < int64(n) {
+					if time.Since(made) > 10*ttl {
+						b.Errorf("%d of %d idle keys dropped %v after they were made", idleDropped.Load(), n, time.Since(made))
+						break
 					}
-					key := hot[i%len(hot)]
-					isNew := i%64 == 63
-					if isNew {
-						key = "new-" + strconv.Itoa(i)
-					}
-					t := time.Now()
-					_, err := g.Get(key)
-					d := time.Since(t)
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					total += d
-					gets++
-					slow := d > time.Millisecond
-					if isNew {
-						maxNew = max(maxNew, d)
-						slowNew += btoi(slow)
-					} else {
-						maxHit = max(maxHit, d)
-						slowHits += btoi(slow)
-					}
+					time.Sleep(10 * time.Millisecond) // polls the benchmark's progress; not a wait for the library
 				}
-			}()
-			for idleDropped.Load() < int64(n) {
-				if time.Since(made) > 10*ttl {
-					b.Fatalf("%d of %d idle keys dropped %v after they were made", idleDropped.Load(), n, time.Since(made))
-				}
-				time.Sleep(10 * time.Millisecond) // polls the benchmark's progress; not a wait for the library
-			}
+				stop()
+			})
 			dropTime = time.Since(made)
-			close(stop)
-			<-done
 			debug.SetGCPercent(gcPercent)
 			cancel()
 			g.Stop()
@@ -336,14 +332,140 @@ func BenchmarkGroupSweep(b *testing.B) {
 				br.Stop()
 			}
 		}
-		b.ReportMetric(float64(total.Nanoseconds())/float64(max(gets, 1)), "ns/op")
-		b.ReportMetric(float64(maxHit.Nanoseconds()), "max-hit-ns")
-		b.ReportMetric(float64(maxNew.Nanoseconds()), "max-new-ns")
+		b.ReportMetric(float64(sweeping.total.Nanoseconds())/float64(max(sweeping.hits+sweeping.news, 1)), "ns/op")
 		b.ReportMetric(dropTime.Seconds(), "drop-s")
-		b.ReportMetric(float64(slowHits), "hits-over-1ms")
-		b.ReportMetric(float64(slowNew), "new-over-1ms")
-		b.ReportMetric(float64(gets), "gets")
+		sweeping.report(b, "")
+		quiet.report(b, "quiet-")
 	})
+}
+
+// spin keeps a CPU busy for d, without allocating or touching the group,
+// yielding every 200µs as a sweep does between chunks (so that another
+// goroutine that needs a CPU, like the sweeper, gets one without waiting
+// for the scheduler to preempt a goroutine).
+func spin(d time.Duration) {
+	x := 0
+	yield := time.Now()
+	for end := time.Now().Add(d); time.Now().Before(end); {
+		for i := range 1000 {
+			x += i
+		}
+		if time.Since(yield) > 200*time.Microsecond {
+			runtime.Gosched()
+			yield = time.Now()
+		}
+	}
+	runtime.KeepAlive(x)
+}
+
+// probeStats is what probeGroup measured.
+type probeStats struct {
+	hits, news            int // Gets of present and of new keys
+	slowHits, slowNews    int // of which took over 1ms
+	maxHit, maxNew, total time.Duration
+	hitUS, newUS          []int // how many took [i, i+1) µs; the last counts the rest
+	osSwitches            bool  // leave out Gets during which the OS switched the prober's thread out
+	switchedOut           int   // Gets left out (BENCH_GROUP_OS_SWITCHES=1): the OS preempted the prober's thread meanwhile
+}
+
+// record counts a Get that took d.
+func (s *probeStats) record(d time.Duration, isNew bool) {
+	if s.hitUS == nil {
+		s.hitUS, s.newUS = make([]int, 20_001), make([]int, 20_001)
+	}
+	s.total += d
+	us := min(int(d/time.Microsecond), len(s.hitUS)-1)
+	if isNew {
+		s.news++
+		s.newUS[us]++
+		s.maxNew = max(s.maxNew, d)
+		s.slowNews += btoi(d > time.Millisecond)
+	} else {
+		s.hits++
+		s.hitUS[us]++
+		s.maxHit = max(s.maxHit, d)
+		s.slowHits += btoi(d > time.Millisecond)
+	}
+}
+
+// quantile returns the upper bound, in ns, of the microsecond bucket that
+// holds the q quantile of counts.
+func quantile(counts []int, q float64) float64 {
+	total := 0
+	for _, c := range counts {
+		total += c
+	}
+	rank := int(q * float64(total))
+	for i, c := range counts {
+		if rank < c {
+			return float64((i + 1) * 1000)
+		}
+		rank -= c
+	}
+	return float64(len(counts) * 1000)
+}
+
+func (s probeStats) report(b *testing.B, prefix string) {
+	b.ReportMetric(quantile(s.hitUS, 0.9999), prefix+"p99.99-hit-ns")
+	b.ReportMetric(quantile(s.newUS, 0.999), prefix+"p99.9-new-ns")
+	b.ReportMetric(float64(s.maxHit.Nanoseconds()), prefix+"max-hit-ns")
+	b.ReportMetric(float64(s.maxNew.Nanoseconds()), prefix+"max-new-ns")
+	b.ReportMetric(float64(s.slowHits), prefix+"hits-over-1ms")
+	b.ReportMetric(float64(s.slowNews), prefix+"new-over-1ms")
+	b.ReportMetric(float64(s.hits), prefix+"hits")
+	b.ReportMetric(float64(s.news), prefix+"news")
+	if s.osSwitches {
+		b.ReportMetric(float64(s.switchedOut), prefix+"switched-out")
+	}
+}
+
+// probeGroup Gets hot keys of g in a loop on a goroutine of its own, and
+// every 256th time a new key named prefix and a number, timing each Get,
+// until the function that until is given is called; until runs on the
+// caller's goroutine, and probeGroup returns once the prober has stopped.
+func probeGroup(b *testing.B, g *actor.Group[string], hot []string, prefix string, osSwitches bool, until func(stop func())) probeStats {
+	s := probeStats{osSwitches: osSwitches}
+	stopc := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if osSwitches {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+		}
+		for i := 0; ; i++ {
+			select {
+			case <-stopc:
+				return
+			default:
+			}
+			key := hot[i%len(hot)]
+			isNew := i%256 == 255
+			if isNew {
+				key = prefix + strconv.Itoa(i)
+			}
+			var sw int64
+			if osSwitches {
+				sw = switches()
+			}
+			t := time.Now()
+			_, err := g.Get(key)
+			d := time.Since(t)
+			if osSwitches && switches() != sw {
+				s.switchedOut++
+				continue
+			}
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			s.record(d, isNew)
+		}
+	}()
+	var once sync.Once
+	until(func() { once.Do(func() { close(stopc) }) })
+	<-done
+	return s
 }
 
 func btoi(b bool) int {
