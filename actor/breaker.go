@@ -594,7 +594,7 @@ func (b *Breaker) settleSlow(t ticket, o Outcome, openFor time.Duration) bool {
 		// ticket, so a ticket of an older generation is stale for good.
 		return false
 	}
-	if s.state() == StateClosed && (o == Ignored || (o == Success && !s.failing && s.window.addSuccess())) || s.state() == StateDisabled { // window; disabled changes nothing
+	if (s.state() == StateClosed || s.state() == StateDisabled) && (o == Ignored || (o == Success && !s.failing && s.window.addSuccess())) { // policy: window (nil while disabled)
 		b.counts.applied(o)
 		return true
 	}

@@ -34,8 +34,10 @@ func (b *Breaker) ForceOpen() error { return b.control(forceOpenOp, "forced open
 // moves the breaker, from any state, to [StateDisabled], where every permit
 // is granted (from the snapshot, as in the closed state) and every outcome is
 // counted in Counts, but nothing trips and no timer runs, until
-// [Breaker.Reset] (or [Breaker.ForceOpen]). A disabled breaker keeps no run
-// of failures: Counts.ConsecutiveFailures is 0. Reports of permits granted
+// [Breaker.Reset] (or [Breaker.ForceOpen]). Counts.ConsecutiveFailures goes
+// on counting the run of failures since the last success (the run it had
+// when disabled included), so an operator sees whether the dependency has
+// recovered before calling Reset, which clears it. Reports of permits granted
 // before it are stale. It publishes one event (Reason "disabled", External
 // set) when the state changes. Synchronous like ForceOpen; [ErrStopped]
 // after Stop.

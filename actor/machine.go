@@ -156,7 +156,16 @@ func (m *machine) settle(now time.Time, t ticket, o Outcome, openFor time.Durati
 		m.setDeadline(time.Time{})
 		return true, nil
 	case StateDisabled:
-		return true, nil // counted by the caller; nothing trips
+		// Counted by the caller; nothing trips, but the run of failures
+		// goes on (semantic 13: ConsecutiveFailures is the run since the
+		// last Success, whatever the state).
+		switch o {
+		case Success:
+			m.failures = 0
+		case Failure:
+			m.failures++
+		}
+		return true, nil
 	case StateClosed:
 	default:
 		return false, nil // no permit of an open generation exists
@@ -223,8 +232,7 @@ func (m *machine) control(now time.Time, op controlOp, reason string) *Event {
 		if m.state == StateDisabled {
 			return nil
 		}
-		ev = m.transition(StateDisabled, now, reason)
-		m.failures = 0 // a disabled breaker keeps no run of failures
+		ev = m.transition(StateDisabled, now, reason) // the run of failures goes on; Reset clears it
 	case resetOp:
 		m.failures, m.openings = 0, 0
 		if m.state == StateClosed {
@@ -337,8 +345,8 @@ func (m *machine) snapshot() snapshot {
 }
 
 // derive fills in a snapshot's derived fields. A disabled breaker grants
-// from the snapshot too, and keeps no run of failures, so every success is
-// clean there.
+// from the snapshot too, and a success there is clean, as in closed, when
+// no failures run.
 func derive(s snapshot) snapshot {
 	s.grants = (s.state() == StateClosed || s.state() == StateDisabled) && !s.stopped
 	s.clean = s.grants && !s.failing

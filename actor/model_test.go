@@ -164,11 +164,7 @@ func (m *model) report(p *modelPermit, o Outcome) bool {
 		m.run = 0
 	case Failure:
 		m.counts.Failures++
-		if m.state != StateDisabled {
-			// Disable's documentation: a disabled breaker keeps no run of
-			// failures (the contract leaves the run in that state open).
-			m.run++
-		}
+		m.run++ // in every state, disabled too (semantic 13)
 	case Ignored:
 		m.counts.Ignored++
 	}
@@ -392,8 +388,7 @@ func (m *model) control(op controlOp, reason string) {
 		if m.state == StateDisabled {
 			return
 		}
-		ev = m.transition(StateDisabled, m.now, "disabled")
-		m.run = 0 // Disable's documentation: no run of failures while disabled
+		ev = m.transition(StateDisabled, m.now, "disabled") // the run goes on; Reset clears it
 	case resetOp:
 		// Clears the run, the window and the backoff, also when closed,
 		// where it is silent and keeps the generation.

@@ -541,11 +541,15 @@ func TestMachineForcedOpenAndDisabled(t *testing.T) {
 		d.outcome(Failure)
 	}
 	d.wantState(StateDisabled)
-	if d.m.failures != 0 || !d.m.deadline.IsZero() || d.m.window != nil {
-		t.Fatalf("disabled keeps failures %d, deadline %v, window %v", d.m.failures, d.m.deadline, d.m.window)
+	if d.m.failures != 100 || !d.m.deadline.IsZero() || d.m.window != nil {
+		t.Fatalf("disabled: failures %d (want the run of 100), deadline %v, window %v", d.m.failures, d.m.deadline, d.m.window)
 	}
-	if s := d.m.snapshot(); !s.grants || !s.clean {
-		t.Fatalf("disabled snapshot %+v: want grants and clean", s)
+	if s := d.m.snapshot(); !s.grants || s.clean {
+		t.Fatalf("disabled snapshot %+v with failures running: want grants, not clean", s)
+	}
+	d.outcome(Success) // ends the run
+	if s := d.m.snapshot(); d.m.failures != 0 || !s.grants || !s.clean {
+		t.Fatalf("disabled after a success: failures %d, snapshot %+v: want 0, grants and clean", d.m.failures, s)
 	}
 	if ev := d.m.control(d.now, tripOp, "x"); ev != nil {
 		t.Fatalf("Trip moved a disabled breaker: %+v", ev)

@@ -336,6 +336,9 @@ func TestDisable(t *testing.T) {
 	if probe.ReportOutcome(Success) {
 		t.Fatal("the probe granted before Disable was applied")
 	}
+	if got := b.Counts().ConsecutiveFailures; got != 1 {
+		t.Fatalf("ConsecutiveFailures just after Disable = %d, want the run of 1 it had", got)
+	}
 	for range 50 {
 		report(t, b, Failure)
 		if _, err := Call(context.Background(), b, func(context.Context) (int, error) { return 0, errBoom }); !errors.Is(err, errBoom) {
@@ -348,6 +351,14 @@ func TestDisable(t *testing.T) {
 	noEvent(t, events)
 	wantState(t, b, StateDisabled)
 	wantCounts(t, b, Counts{Requests: 202, Successes: 50, Failures: 101, Ignored: 50})
+	// The run of failures goes on while disabled (semantic 13), and a
+	// success ends it; nothing trips.
+	report(t, b, Failure)
+	report(t, b, Failure)
+	wantCounts(t, b, Counts{Requests: 204, Successes: 50, Failures: 103, Ignored: 50, ConsecutiveFailures: 2})
+	report(t, b, Success)
+	wantCounts(t, b, Counts{Requests: 205, Successes: 51, Failures: 103, Ignored: 50})
+	noEvent(t, events)
 	if err := b.Disable(); err != nil {
 		t.Fatal(err)
 	}
