@@ -317,3 +317,24 @@ func TestBadOptions(t *testing.T) {
 		t.Errorf("%v does not wrap errInvalid", err)
 	}
 }
+
+// WithGroupOptions given twice joins the lists: the clock of the first and
+// the trip rule of the second both apply.
+func TestWithGroupOptionsJoins(t *testing.T) {
+	mock := clock.NewMock()
+	c, err := NewClient(WithGroupOptions(actor.WithClock(mock), actor.WithLogger(quiet)), WithGroupOptions(actor.WithAllowedFails(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	if c.Group().Clock() != mock {
+		t.Errorf("the group's clock is not the first list's mock")
+	}
+	_, lis := serve(t)
+	if err := call(context.Background(), dial(t, lis, c), methodUnary, code(codes.Unavailable)); status.Code(err) != codes.Unavailable {
+		t.Fatalf("call: %v", err)
+	}
+	if st := breaker(t, c.Group(), target).State(); st != actor.StateOpen {
+		t.Errorf("state %v after one failure, want open: the second list's WithAllowedFails(1) was lost", st)
+	}
+}

@@ -58,9 +58,11 @@ func (o *options) newGroup(constructor string) (*actor.Group[string], error) {
 // WithGroupOptions configures the group of breakers: options for every
 // breaker (actor.WithAllowedFails, actor.WithRetryTimer, actor.WithClock, ...)
 // and for the group (actor.WithIdleTTL, actor.WithMaxBreakers,
-// actor.WithKeyOptions). Default: the actor package's defaults. Breakers are
-// named after their key (the target, or the full method). An invalid option is
-// an error from NewClient or NewServer.
+// actor.WithKeyOptions). Default: the actor package's defaults. Given more
+// than once, the lists are joined in order (as in httpbreaker), so a later
+// option overrides an earlier one of the same kind. Breakers are named after
+// their key (the target, or the full method). An invalid option is an error
+// from NewClient or NewServer.
 //
 // The breakers' own ways of classifying errors (actor.WithClassifier,
 // actor.WithAllowedErrors, actor.WithFailureErrors) have no effect here: the
@@ -68,7 +70,7 @@ func (o *options) newGroup(constructor string) (*actor.Group[string], error) {
 func WithGroupOptions(opts ...actor.GroupOption) Option {
 	opts = append([]actor.GroupOption(nil), opts...) // the caller may reuse its slice
 	return optionFunc(func(o *options) error {
-		o.group = opts
+		o.group = append(o.group, opts...)
 		return nil
 	})
 }
