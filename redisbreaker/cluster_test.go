@@ -285,10 +285,15 @@ func TestNamespacesKeepServicesApart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sawIndex := false
 	for _, k := range keys {
-		if k != indexKey(ns1) && !strings.HasPrefix(k, ns1+":{db}:") {
-			t.Fatalf("key %q is not <namespace>:{<name>}:<suffix>", k)
+		sawIndex = sawIndex || k == indexKey(ns1)
+		if !strings.HasPrefix(k, ns1+":{db}:") && !strings.HasPrefix(k, ns1+":{}:") {
+			t.Fatalf("key %q is not <namespace>:{<name>}:<suffix>, with name db or, for the index, empty", k)
 		}
+	}
+	if !sawIndex {
+		t.Fatalf("keys %q: no index %q", keys, indexKey(ns1))
 	}
 }
 

@@ -4,13 +4,14 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// Keys. Every key of a name is <namespace>:{<name>}:<suffix>: the name goes
-// in verbatim between braces, Redis Cluster's hash tag, so both keys of one
-// name live in one slot and one script may touch them. The index and the
-// hint channel are per namespace.
+// Keys. Every key is <namespace>:{<name>}:<suffix>: the name goes in
+// verbatim between braces, Redis Cluster's hash tag, so both keys of one
+// name live in one slot and one script may touch them. The index belongs to
+// no one name: its name is empty, {} (Redis Cluster then hashes the whole
+// key). The index and the hint channel are per namespace.
 func votesKey(ns, name string) string { return ns + ":{" + name + "}:votes" }
 func castKey(ns, name string) string  { return ns + ":{" + name + "}:cast" }
-func indexKey(ns string) string       { return ns + ":index" }
+func indexKey(ns string) string       { return ns + ":{}:index" }
 func hintChannel(ns string) string    { return ns + ":hints" }
 
 // Times inside the scripts are the Redis server's (TIME), in milliseconds:
