@@ -235,7 +235,8 @@ const idleEpochs = 3
 // A sweep looks at members in chunks, each under one hold of mu, which
 // only making and dropping breakers wait for (Get of a present key never
 // does). A chunk ends after sweepChunk members or sweepHold, whichever comes
-// first; the clock is read every sweepClockEvery members. Between chunks the
+// first; the real clock (time.Now, not the group's: this bounds how long the
+// CPU holds mu) is read every sweepClockEvery members. Between chunks the
 // sweep waits up to sweepYield for the goroutines waiting for mu to get it.
 // So a Get that makes a breaker waits for one chunk, not for a sweep of a
 // million keys: well under a millisecond (the bound), with margin
@@ -398,6 +399,16 @@ func (g *Group[K]) getSlow(key K) (*Breaker, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Make the breaker before taking mu: New only allocates (no goroutine,
+	// no timer), so one that loses a race for the key, or finds the group
+	// full, is simply dropped; and an option clash between the group and the
+	// key fails here, before anything was evicted to make room.
+	m := &member[K]{key: key}
+	b, err := New(append(opts, withOnEvent(func(ev Event) { g.offer(m, ev) }))...)
+	if err != nil {
+		return nil, fmt.Errorf("group key %v: %w", key, err)
+	}
+	m.b = b
 	g.lockWaiting()
 	if g.stopping {
 		g.mu.Unlock()
@@ -415,13 +426,6 @@ func (g *Group[K]) getSlow(key K) (*Breaker, error) {
 		g.mu.Unlock()
 		return nil, ErrGroupFull
 	}
-	m := &member[K]{key: key}
-	b, err := New(append(opts, withOnEvent(func(ev Event) { g.offer(m, ev) }))...)
-	if err != nil {
-		g.mu.Unlock()
-		return nil, fmt.Errorf("group key %v: %w", key, err)
-	}
-	m.b = b
 	m.used.Store(g.epoch.Load())
 	m.filed = m.used.Load()
 	m.idx = int32(len(g.members))
@@ -441,8 +445,9 @@ func (g *Group[K]) getSlow(key K) (*Breaker, error) {
 	return b, nil
 }
 
-// lockWaiting locks mu for Get and Remove, counted in waiting while it
-// waits, so that a sweep can let it in between two chunks (see sweep).
+// lockWaiting locks mu for Get, Remove and the hooks they run, counted in
+// waiting while it waits, so that a sweep can let it in between two chunks
+// (see sweep).
 func (g *Group[K]) lockWaiting() {
 	g.waiting.Add(1)
 	g.mu.Lock()
@@ -644,8 +649,8 @@ func (g *Group[K]) disarmLocked() {
 	}
 }
 
-// sweep advances the epoch and looks at every member, in chunks of
-// sweepChunk under mu: it drops idle healthy members, notes uses, and keeps
+// sweep advances the epoch and looks at every member, in chunks (at most
+// sweepChunk members or sweepHold) under mu: it drops idle healthy members, notes uses, and keeps
 // the LRU list in order. It walks members from the end: a member removed
 // meanwhile is replaced by the last one, which this sweep has already seen
 // or is new, so every member present throughout is seen at least once.

@@ -739,6 +739,24 @@ func TestGroupBadInput(t *testing.T) {
 		t.Errorf("Len() = %d after failed Gets: something was stored", tg.Len())
 	}
 	tg.get(t, "good")
+
+	// Options valid alone that clash with the group's (a backoff cap below
+	// the retry timer) fail only when the breaker is made: with the group
+	// full, that must not have evicted a member to make room first.
+	full := newTestGroup[string](t, WithMaxBreakers(1), WithRetryTimer(10*time.Second), WithKeyOptions(func(k string) []Option {
+		if k == "clash" {
+			return []Option{WithBackoff(5 * time.Second)}
+		}
+		return nil
+	}))
+	a := full.get(t, "a")
+	if b, err := full.Get("clash"); b != nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "group key clash:") {
+		t.Errorf("Get(clash) = %v, %v; want an error naming the key", b, err)
+	}
+	if full.Len() != 1 || full.has("a") != a {
+		t.Errorf("after the failed Get: Len() = %d, a kept %v; want a still there", full.Len(), full.has("a") == a)
+	}
+	full.noneDropped(t)
 }
 
 // TestGroupChurn: 32 goroutines Get, Call and Remove over 1,000 keys while

@@ -124,7 +124,7 @@ func (g *Group[K]) hooksDueLocked() bool {
 
 // runHooks runs the queued hooks unless another goroutine is running them.
 func (g *Group[K]) runHooks() {
-	g.mu.Lock()
+	g.lockWaiting()
 	defer g.mu.Unlock()
 	g.deliverLocked()
 }
@@ -174,7 +174,7 @@ func (g *Group[K]) deliverLocked() {
 		for next = 0; next < len(batch); next++ {
 			batch[next].call()
 		}
-		g.mu.Lock()
+		g.lockWaiting() // a sweep lets it in between chunks, as it does Get
 		q.called += uint64(len(batch))
 		q.cond.Broadcast()
 	}
