@@ -37,10 +37,11 @@ func (b *Breaker) ForceOpen() error { return b.control(forceOpenOp, "forced open
 // [Breaker.Reset] (or [Breaker.ForceOpen]). Counts.ConsecutiveFailures goes
 // on counting the run of failures since the last success (the run it had
 // when disabled included), so an operator sees whether the dependency has
-// recovered before calling Reset, which clears it. Reports of permits granted
-// before it are stale. It publishes one event (Reason "disabled", External
-// set) when the state changes. Synchronous like ForceOpen; [ErrStopped]
-// after Stop.
+// recovered before calling Reset, which clears it; a failure while disabled
+// therefore goes to the breaker's loop, as in closed, rather than being one
+// atomic add. Reports of permits granted before it are stale. It publishes
+// one event (Reason "disabled", External set) when the state changes.
+// Synchronous like ForceOpen; [ErrStopped] after Stop.
 func (b *Breaker) Disable() error { return b.control(disableOp, "disabled") }
 
 // Reset moves the breaker, from any state, to closed (Reason "reset",

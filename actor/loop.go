@@ -145,8 +145,10 @@ import (
 // current bucket, one atomic add and no clock read; when no bucket is
 // current (before the first outcome, or once the clock passed the bucket's
 // end) it goes to the loop, which places it by the clock. A disabled
-// breaker grants and counts from the snapshot like a closed one, failures
-// included: nothing it does changes its state. window.go says why buckets
+// breaker grants from the snapshot like a closed one and applies Ignored and
+// clean Successes there; a Failure, or a Success that ends a run, goes to
+// the loop, which keeps the run (ConsecutiveFailures) though nothing trips.
+// window.go says why buckets
 // end by a timer of their own rather than the loop's.
 
 // serveOthers bounds how many queued messages a caller that became the
