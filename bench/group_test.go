@@ -290,7 +290,8 @@ func BenchmarkGroupSweep(b *testing.B) {
 			var idleDropped atomic.Int64
 			var mu sync.Mutex
 			forgotten := make([]*actor.Breaker, 0, n+n/4) // stopped at the end: the group does not stop what it forgets
-			cancel := g.Watch(nil, func(key string, br *actor.Breaker) {
+			var madeN atomic.Int64                        // a made hook, as the integrations have: new keys queue hooks too
+			cancel := g.Watch(func(string, *actor.Breaker) { madeN.Add(1) }, func(key string, br *actor.Breaker) {
 				mu.Lock()
 				forgotten = append(forgotten, br)
 				mu.Unlock()
