@@ -239,8 +239,7 @@ const idleEpochs = 3
 // CPU holds mu) is read every sweepClockEvery members. Between chunks the
 // sweep waits up to sweepYield for the goroutines waiting for mu to get it.
 // So a Get that makes a breaker waits for one chunk, not for a sweep of a
-// million keys: well under a millisecond (the bound), with margin
-// for a slow machine.
+// million keys: well under a millisecond, with margin for a slow machine.
 const (
 	sweepChunk      = 256
 	sweepClockEvery = 16
@@ -650,8 +649,8 @@ func (g *Group[K]) disarmLocked() {
 }
 
 // sweep advances the epoch and looks at every member, in chunks (at most
-// sweepChunk members or sweepHold) under mu: it drops idle healthy members, notes uses, and keeps
-// the LRU list in order. It walks members from the end: a member removed
+// sweepChunk members or sweepHold) under mu: it drops idle healthy members,
+// notes uses, and keeps the LRU list in order. It walks members from the end: a member removed
 // meanwhile is replaced by the last one, which this sweep has already seen
 // or is new, so every member present throughout is seen at least once.
 //
