@@ -776,6 +776,12 @@ func TestGroupChurn(t *testing.T) {
 		called, calledOK, refused, full   atomic.Uint64 // Call: ran fn, of which fn succeeded; refusals of both kinds
 		granted, appliedOK, appliedFailed atomic.Uint64 // Permit: granted; reports applied
 	)
+	// budget is how many operations the goroutines may still start: the
+	// clock's loop below hands out perStep at each step, so the work (and
+	// the breakers made, all kept in made) is bounded whatever the speed of
+	// the machine and however long the mock clock takes to fire timers.
+	const perStep = 500
+	var budget atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range goroutines {
@@ -788,6 +794,11 @@ func TestGroupChurn(t *testing.T) {
 				case <-stop:
 					return
 				default:
+				}
+				if budget.Add(-1) < 0 {
+					budget.Add(1)
+					runtime.Gosched() // wait for the clock's next step
+					continue
 				}
 				k := rng.Intn(keys)
 				if rng.Intn(50) == 0 {
@@ -839,11 +850,11 @@ func TestGroupChurn(t *testing.T) {
 			}
 		}()
 	}
-	calls := func() uint64 { return called.Load() + granted.Load() + refused.Load() + full.Load() }
 	for range 200 { // the clock goes on while they run: 25×TTL
 		tg.mock.Add(tg.period / 4)
-		for at := calls(); calls() < at+100 && !t.Failed(); {
-			runtime.Gosched() // let some calls happen at this time
+		budget.Add(perStep)
+		for budget.Load() > 0 && !t.Failed() {
+			runtime.Gosched() // let this step's calls start at this time
 		}
 		select {
 		case <-tg.swept:
