@@ -650,9 +650,10 @@ func (g *Group[K]) disarmLocked() {
 
 // sweep advances the epoch and looks at every member, in chunks (at most
 // sweepChunk members or sweepHold) under mu: it drops idle healthy members,
-// notes uses, and keeps the LRU list in order. It walks members from the end: a member removed
-// meanwhile is replaced by the last one, which this sweep has already seen
-// or is new, so every member present throughout is seen at least once.
+// notes uses, and keeps the LRU list in order. It walks members from the
+// end: a member removed meanwhile is replaced by the last one, which this
+// sweep has already seen or is new, so every member present throughout is
+// seen at least once.
 //
 // seq tells a firing of the current arming from a stale one: a mock clock
 // can run one AfterFunc twice when another goroutine creates a timer during
