@@ -1275,31 +1275,22 @@ func (r *modelRun) drainWait(s *modelSub, wait bool) {
 func (r *modelRun) receive(s *modelSub, want modelEvent, wait bool) {
 	r.t.Helper()
 	var got Event
-	var timeout <-chan time.Time // nil: not receivable now is a failure
+	ok := true
 	if wait {
-		timeout = time.After(guard)
-	}
-	select {
-	case ev, ok := <-s.events:
-		if !ok {
-			r.fatalf("subscription %d closed, want event %+v", s.id, want.Event)
-		}
-		got = ev
-	case <-timeout:
-		r.fatalf("subscription %d: no event within %v, want %+v", s.id, guard, want.Event)
-	default:
-		if !wait {
-			r.fatalf("subscription %d: event %+v not receivable when the call that made it returned", s.id, want.Event)
-		}
 		select {
-		case ev, ok := <-s.events:
-			if !ok {
-				r.fatalf("subscription %d closed, want event %+v", s.id, want.Event)
-			}
-			got = ev
-		case <-timeout:
+		case got, ok = <-s.events:
+		case <-time.After(guard):
 			r.fatalf("subscription %d: no event within %v, want %+v", s.id, guard, want.Event)
 		}
+	} else {
+		select {
+		case got, ok = <-s.events:
+		default:
+			r.fatalf("subscription %d: event %+v not receivable when the call that made it returned", s.id, want.Event)
+		}
+	}
+	if !ok {
+		r.fatalf("subscription %d closed, want event %+v", s.id, want.Event)
 	}
 	reasonOK := got.Reason == want.Reason
 	if want.reasonOK != nil {
