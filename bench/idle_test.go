@@ -50,13 +50,7 @@ func BenchmarkIdle(b *testing.B) {
 		idle(b, n, window, func() *gobreaker.CircuitBreaker[int] { return newGobreaker(tripAfter) }, nil, nil)
 	})
 	b.Run("impl=actor", func(b *testing.B) {
-		idle(b, n, window, func() *actor.Breaker {
-			br, err := actor.New(actor.WithAllowedFails(tripAfter), actor.WithRetryTimer(openFor))
-			if err != nil {
-				b.Fatal(err)
-			}
-			return br
-		}, (*actor.Breaker).Stop, nil)
+		idle(b, n, window, func() *actor.Breaker { return newActorUntracked(b, tripAfter) }, (*actor.Breaker).Stop, nil)
 	})
 	b.Run("impl=failsafe", func(b *testing.B) {
 		idle(b, n, window, func() failsafecb.CircuitBreaker[int] { return newFailsafe(tripAfter) }, nil, nil)
@@ -130,13 +124,7 @@ func BenchmarkIdle1M(b *testing.B) {
 		idle(b, n, window, func() *gobreaker.CircuitBreaker[int] { return newGobreaker(tripAfter) }, nil, nil)
 	})
 	b.Run("impl=actor", func(b *testing.B) {
-		idle(b, n, window, func() *actor.Breaker {
-			br, err := actor.New(actor.WithAllowedFails(tripAfter), actor.WithRetryTimer(openFor))
-			if err != nil {
-				b.Fatal(err)
-			}
-			return br
-		}, nil, nil) // no Stop: an idle breaker needs none
+		idle(b, n, window, func() *actor.Breaker { return newActorUntracked(b, tripAfter) }, nil, nil) // no Stop: an idle breaker needs none
 	})
 }
 
