@@ -186,15 +186,13 @@ type Breaker struct {
 
 	// Owned by the executor (the machine's configuration, its first
 	// fields, is immutable):
-	m           machine
-	timer       *clock.Timer // armed for m.deadline as armedSeq; nil while none is
-	armedSeq    uint64       // m.timerSeq the timer was armed for
-	cur, prev   *snapshot    // the published snapshot; the one before it, while of the same generation
-	first       snapshot     // the first snapshot, in the same allocation as the breaker
-	subs        *subList     // made at the first Subscribe
-	logs        *logQueue    // made at the first transition; read by Stop once the loop is done
-	down        bool         // shut down: Stop's message (or the first after stopping) was served
-	startLogger bool         // the step queued the first record of a burst: start the goroutine that logs
+	m         machine
+	timer     *clock.Timer // armed for m.deadline as armedSeq; nil while none is
+	armedSeq  uint64       // m.timerSeq the timer was armed for
+	cur, prev *snapshot    // the published snapshot; the one before it, while of the same generation
+	first     snapshot     // the first snapshot, in the same allocation as the breaker
+	subs      *subList     // made at the first Subscribe
+	logs      *logQueue    // made at the first transition; read by Stop once the loop is done
 
 	// The mailbox (see loop.go):
 	pending  atomic.Int64            // messages announced and not yet served; 0: asleep
@@ -208,15 +206,18 @@ type Breaker struct {
 // counters are bumped atomically by callers (fast path) and by the
 // executor. A Call that went through the closed state cleanly bumps only
 // calls, which counts as one request and one success (semantic 13: a Call's
-// request may be counted when it returns): one atomic per clean call.
+// request may be counted when it returns): one atomic per clean call; a
+// breaker busy from several CPUs counts them per P instead (see spread.go).
+// 64 bytes: a cache line of their own, written by callers.
 type counters struct {
 	requests, rejected, successes, failures, ignored atomic.Uint64
-	calls                                            atomic.Uint64
+	calls                                            atomic.Uint64 // see callCount
 	// consecutive is the machine's run of failures, stored by the executor
 	// before it publishes the step's snapshot: kept out of the snapshot so
 	// that a failure that only lengthens a run publishes nothing new, and
 	// the snapshot stays 32 bytes.
 	consecutive atomic.Uint64
+	hot         atomic.Pointer[hotCalls] // nil until sampled; see spread.go
 }
 
 func (c *counters) applied(o Outcome) {
@@ -303,7 +304,7 @@ func (b *Breaker) Counts() Counts {
 	if !b.usable() {
 		return Counts{}
 	}
-	calls := b.counts.calls.Load()
+	calls := b.counts.callCount()
 	return Counts{
 		Requests:            b.counts.requests.Load() + calls,
 		Rejected:            b.counts.rejected.Load(),
@@ -603,7 +604,7 @@ func (b *Breaker) settleSlow(t ticket, o Outcome, openFor time.Duration) bool {
 		// inline, then serves what was queued meanwhile, if anything.
 		applied := false
 		if b.stopping.Load() { // as serve does: Stop goes first
-			if !b.down {
+			if !b.isDown() {
 				b.shutdown()
 			}
 		} else {

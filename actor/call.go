@@ -44,7 +44,8 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 	// The closed state's path is written out here rather than through
 	// acquire and settle: neither inlines, and two calls cost a third of a
 	// closed call. Its request is counted when Call returns (semantic 13),
-	// together with a clean success in one atomic (counters.calls).
+	// together with a clean success in one atomic (counters.calls, or its
+	// P's cell of a spread breaker: see spread.go).
 	var t ticket
 	owed := false // the request is still to be counted
 	if s := b.granting(); s != nil && fn != nil && len(opts) == 0 && ctx != nil && ctx.Err() == nil {
@@ -92,8 +93,10 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 		settled = true
 		// settle's clean case, written out for the same reason.
 		if s := b.snap.Load(); s.clean && s.gen == t.gen && s.window.addSuccess() { // policy: window
-			if owed {
-				b.counts.calls.Add(1) // a request and a success
+			if owed { // a request and a success (see spread.go)
+				if h := b.counts.hot.Load(); (h != nil && h.cells != nil) || b.counts.calls.Add(1)%sampleEvery == 0 {
+					b.countSpreadOrSample(h)
+				}
 			} else {
 				b.counts.successes.Add(1)
 			}

@@ -211,7 +211,7 @@ type member[K comparable] struct {
 // changes it, so a sweep that sees it unchanged knows b was not used.
 func (b *Breaker) useCount() uint64 {
 	c := &b.counts
-	return c.requests.Load() + c.rejected.Load() + c.successes.Load() + c.failures.Load() + c.ignored.Load() + c.calls.Load()
+	return c.requests.Load() + c.rejected.Load() + c.successes.Load() + c.failures.Load() + c.ignored.Load() + c.callCount()
 }
 
 // idleHealthy reports whether a group may drop b: closed, no consecutive

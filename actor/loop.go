@@ -239,7 +239,7 @@ func (b *Breaker) run(first, batch *request, others int) {
 // to stop.
 func (b *Breaker) serve(req *request) {
 	if b.stopping.Load() {
-		if !b.down {
+		if !b.isDown() {
 			b.shutdown()
 		}
 		b.refuse(req)
@@ -374,7 +374,7 @@ func (b *Breaker) commit(now time.Time, ev *Event) {
 			b.logs = new(logQueue)
 		}
 		if b.logs.push(*ev) {
-			b.startLogger = true
+			b.logs.start = true
 		}
 	}
 }
@@ -383,8 +383,8 @@ func (b *Breaker) commit(now time.Time, ev *Event) {
 // they are the first of a burst: after the step, so that the record is
 // logged after the transition is published and its cause answered.
 func (b *Breaker) afterStep() {
-	if b.startLogger {
-		b.startLogger = false
+	if b.logs != nil && b.logs.start {
+		b.logs.start = false
 		go b.logs.drain(b)
 	}
 }
@@ -425,7 +425,6 @@ func (b *Breaker) refuse(req *request) {
 // shutdown stops the timer, publishes the final snapshot and closes every
 // subscription.
 func (b *Breaker) shutdown() {
-	b.down = true
 	if b.timer != nil {
 		b.timer.Stop()
 		b.timer = nil
@@ -436,6 +435,10 @@ func (b *Breaker) shutdown() {
 	b.snap.Store(&final)
 	b.subs.closeAll()
 }
+
+// isDown reports whether shutdown has run: only it publishes a stopped
+// snapshot. Executor only.
+func (b *Breaker) isDown() bool { return b.snap.Load().stopped }
 
 // quiesce waits, after Stop's message was served, until no executor runs
 // and no timer function is inside the breaker. Only callers that read the
@@ -455,6 +458,7 @@ type logQueue struct {
 	mu      sync.Mutex
 	pending []Event
 	running bool           // a goroutine is logging (in drain)
+	start   bool           // owned by the executor, not mu: the step queued the first record of a burst; afterStep starts drain
 	wg      sync.WaitGroup // counts the goroutine in drain; Stop waits for it
 }
 
