@@ -53,6 +53,12 @@
 // a run of failures, and everything in half-open. See loop.go for why this
 // cannot change any outcome.
 //
+// A clean [Call] in the closed state writes one counter. A breaker busy
+// from several CPUs at once (thousands of clean calls a second) moves that
+// counter to one per P, 128 bytes apart, so that the CPUs do not pass its
+// cache line back and forth on every call; it then costs GOMAXPROCS × 128
+// bytes more (at most 8 KiB). See spread.go.
+//
 // # Guarantees
 //
 //   - The AllowedFails-th consecutive failure opens the breaker; a success
@@ -87,7 +93,8 @@
 //     step is executing; then every Permit and Call returns [ErrStopped] and
 //     subscriptions are closed. An idle breaker needs no Stop.
 //   - [Breaker.Counts] is exact once the calls it counts have returned (a
-//     [Call] counts its request when it returns: one atomic per clean call).
+//     [Call] counts its request when it returns: one atomic add per clean
+//     call).
 //   - Bad input (invalid options, nil permits, nil functions, a nil context)
 //     gets an error or a documented behaviour, never a panic.
 //
