@@ -57,7 +57,10 @@
 // from several CPUs at once (thousands of clean calls a second) moves that
 // counter to one per P, 128 bytes apart, so that the CPUs do not pass its
 // cache line back and forth on every call; it then costs GOMAXPROCS × 128
-// bytes more (at most 8 KiB). See spread.go.
+// bytes more (at most 8 KiB). To tell, every 256th clean call notes the P
+// it runs on and the runtime's monotonic time (never the breaker's clock),
+// which costs a breaker 64 bytes from its 256th clean call on. See
+// spread.go.
 //
 // # Guarantees
 //

@@ -25,14 +25,21 @@ import (
 // one line (4× slower on this project's benchmark machine).
 //
 // Spreading costs GOMAXPROCS × 128 bytes, so only breakers that need it
-// pay: every sampleEvery-th clean Call samples the P it runs on and the
-// breaker's clock, and a breaker spreads when spreadStrikes samples in a
-// row each came from another P than the one before, within hotWindow of
-// it: at least sampleEvery calls per hotWindow (2,560 a second), from
-// several CPUs. A breaker called now and then, or by one goroutine, stays
-// as it is. The clock is read once per sampleEvery calls; with a mock clock
-// that does not move every sample is "within the window", which only makes
-// tests spread sooner. Nothing observable changes when a breaker spreads.
+// pay. Every sampleEvery-th clean Call samples the P it runs on and the
+// time, and a breaker spreads when spreadStrikes changes of P come in a
+// row (spreadStrikes+1 samples), each sample within hotWindow of the one
+// before: at least sampleEvery calls per hotWindow (2,560 a second), from
+// changing CPUs. A breaker called now and then never spreads, and one
+// called by a single goroutine rarely does (only if that goroutine keeps
+// moving between Ps). Sampling costs a breaker 64 bytes (a hotCalls, on
+// 64-bit platforms) from its first sample on, and the cells are sized once,
+// for GOMAXPROCS at the time: Ps beyond it share cells.
+//
+// The time is the runtime's monotonic clock, not the breaker's: how often
+// a cache line moves between CPUs is a matter of real time, and a mock
+// clock that tests move in steps would say nothing about it. It is read
+// once per sampleEvery calls, never for the breaker's state. Nothing
+// observable changes when a breaker spreads.
 //
 // The P is a hint: the goroutine may move to another P right after asking,
 // and then two Ps add to one counter, which is still exact, only slower.
@@ -44,7 +51,9 @@ const (
 )
 
 // hotCalls is what counters.hot points to: a breaker's sampling state
-// until it spreads, then (another hotCalls) its per-P counters. 64 bytes.
+// until it spreads, then (another hotCalls) its per-P counters. 64 bytes
+// on 64-bit platforms, so that the header every spread Call reads is alone
+// in its size class's slot.
 type hotCalls struct {
 	cells []cell // immutable; nil while sampling
 
@@ -85,7 +94,7 @@ func (b *Breaker) countSpreadOrSample(h *hotCalls) {
 	p := procPin()
 	procUnpin()
 	if h == nil || h.cells == nil {
-		b.sample(int32(p), b.m.clock.Now().UnixNano())
+		b.sample(int32(p), monotonic())
 		return
 	}
 	if p >= len(h.cells) { // GOMAXPROCS grew since the breaker spread, or is over maxCells
@@ -94,9 +103,15 @@ func (b *Breaker) countSpreadOrSample(h *hotCalls) {
 	h.cells[p].n.Add(1)
 }
 
+// monotonic is the runtime's monotonic clock, in nanoseconds since the
+// package was initialised.
+func monotonic() int64 { return int64(time.Since(started)) }
+
+var started = time.Now()
+
 // sample records a sample of a breaker that has not spread: the P a clean
-// Call ran on and the clock's time. It spreads the breaker when the samples
-// say it is busy from several CPUs.
+// Call ran on and the time (monotonic, in ns). It spreads the breaker when
+// the samples say it is busy from several CPUs.
 func (b *Breaker) sample(p int32, now int64) {
 	h := b.counts.hot.Load()
 	if h == nil {
@@ -115,6 +130,7 @@ func (b *Breaker) sample(p int32, now int64) {
 		return
 	}
 	if h.strikes.Add(1) >= spreadStrikes {
+		h.strikes.Store(0) // with one P, ask again only after another run of changes
 		b.spread(h, runtime.GOMAXPROCS(0))
 	}
 }
