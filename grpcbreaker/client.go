@@ -3,7 +3,6 @@ package grpcbreaker
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"sync/atomic"
 
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
@@ -20,7 +19,8 @@ import (
 // errors.Is(err, actor.ErrOpen) holds, errors.As finds the
 // *actor.OpenError, and status.Code(err) is codes.Unavailable. When the
 // group is full (actor.WithMaxBreakers and no breaker can be dropped), calls
-// to a new target go through unprotected, logged once at Warn. After
+// to a new target go through unprotected, logged once at Warn (see
+// [WithLogger]). After
 // [Client.Stop], calls are refused with an error wrapping actor.ErrStopped,
 // also with codes.Unavailable.
 type Client struct {
@@ -124,7 +124,7 @@ func (c *Client) permit(ctx context.Context, target string) (*actor.Permit, erro
 	if err != nil {
 		if errors.Is(err, actor.ErrGroupFull) {
 			if !c.warnedFull.Swap(true) {
-				slog.Warn("grpcbreaker: the client's group of breakers is full; calls to new targets go through unprotected",
+				c.opts.log().Warn("grpcbreaker: the client's group of breakers is full; calls to new targets go through unprotected",
 					"target", target, "breakers", c.group.Len())
 			}
 			return nil, nil

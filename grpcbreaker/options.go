@@ -2,6 +2,7 @@ package grpcbreaker
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/circuitbreaker-go/circuitbreaker/actor"
 )
@@ -19,6 +20,7 @@ func (f optionFunc) apply(o *options) error { return f(o) }
 type options struct {
 	group    []actor.GroupOption
 	classify func(error) actor.Outcome
+	logger   *slog.Logger // nil: slog.Default(), looked up when logging
 }
 
 // errInvalid is wrapped by every error about bad input: actor.ErrInvalid, as
@@ -46,9 +48,15 @@ func newOptions(constructor string, opts []Option) (*options, error) {
 	return o, nil
 }
 
-// newGroup makes the group of breakers that o describes.
+// newGroup makes the group of breakers that o describes: WithLogger's
+// logger first, so that an actor.WithLogger in WithGroupOptions overrides
+// it.
 func (o *options) newGroup(constructor string) (*actor.Group[string], error) {
-	g, err := actor.NewGroup[string](o.group...)
+	opts := o.group
+	if o.logger != nil {
+		opts = append([]actor.GroupOption{actor.WithLogger(o.logger)}, o.group...)
+	}
+	g, err := actor.NewGroup[string](opts...)
 	if err != nil {
 		return nil, fmt.Errorf("grpcbreaker: %s: WithGroupOptions: %w", constructor, err)
 	}
@@ -91,4 +99,27 @@ func WithClassifier(f func(error) actor.Outcome) Option {
 		o.classify = f
 		return nil
 	})
+}
+
+// WithLogger sets where this package logs (the one Warn when the group is
+// full and calls go through unprotected) and, as actor.WithLogger, where the
+// breakers log; an actor.WithLogger in [WithGroupOptions] overrides the
+// latter. Default slog.Default(), looked up when logging. A nil logger, or
+// one without a handler, is an error.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(o *options) error {
+		if l == nil || l.Handler() == nil {
+			return invalid("WithLogger: a logger with a handler is required")
+		}
+		o.logger = l
+		return nil
+	})
+}
+
+// log is where this package logs: WithLogger's logger, or slog.Default().
+func (o *options) log() *slog.Logger {
+	if o.logger != nil {
+		return o.logger
+	}
+	return slog.Default()
 }

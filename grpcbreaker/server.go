@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -34,7 +33,8 @@ const PushbackTrailer = "grpc-retry-pushback-ms"
 // [WithClassifier] says, a client that went away (the call's context
 // canceled) is Ignored, and a handler's panic is a Failure and goes on. When
 // the group is full, calls to a new method go through unprotected, logged
-// once at Warn. After [Server.Stop], every call is answered codes.Unavailable.
+// once at Warn (see [WithLogger]). After [Server.Stop], every call is
+// answered codes.Unavailable.
 type Server struct {
 	opts       *options
 	group      *actor.Group[string]
@@ -109,7 +109,7 @@ func (s *Server) permit(ctx context.Context, method string) (*actor.Permit, erro
 	if err != nil {
 		if errors.Is(err, actor.ErrGroupFull) {
 			if !s.warnedFull.Swap(true) {
-				slog.Warn("grpcbreaker: the server's group of breakers is full; calls to new methods go through unprotected",
+				s.opts.log().Warn("grpcbreaker: the server's group of breakers is full; calls to new methods go through unprotected",
 					"method", method, "breakers", s.group.Len())
 			}
 			return nil, nil
