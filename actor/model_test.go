@@ -70,6 +70,7 @@ type model struct {
 	probeDeadline time.Time
 
 	openings int           // openings since the last close: the backoff's k (semantic 16)
+	openFor  time.Duration // while a report with a Retry-After is applied: the open period it gives
 	probeRun int           // successful probes in a row in this half-open period (semantic 17)
 	window   []windowEntry // this closed generation's Successes and Failures, oldest first (semantic 15)
 
@@ -94,7 +95,7 @@ type windowEntry struct {
 
 // modelPolicyStats says what a run exercised of the policies.
 type modelPolicyStats struct {
-	rateTrips, rateAmbiguous, backoffs, jittered, probeRuns, slow, controls int
+	rateTrips, rateAmbiguous, backoffs, jittered, probeRuns, slow, controls, retryAfters int
 }
 
 // modelPermit is a permit as the model sees it, with the real one beside it.
@@ -140,7 +141,12 @@ func (m *model) permit() (*modelPermit, *OpenError) {
 
 // report is semantics 1, 5, 6, 13, 15, 17 and 17b: it returns whether the
 // report applies.
-func (m *model) report(p *modelPermit, o Outcome) bool {
+func (m *model) report(p *modelPermit, o Outcome) bool { return m.reportRetryAfter(p, o, 0) }
+
+// reportRetryAfter is report with the dependency's word on how long it
+// needs (Permit.ReportRetryAfter): a Failure that opens the breaker opens it
+// for d (> 0) instead of its retry timer, backoff and jitter.
+func (m *model) reportRetryAfter(p *modelPermit, o Outcome, d time.Duration) bool {
 	if p.reported {
 		return false // duplicate
 	}
@@ -151,6 +157,8 @@ func (m *model) report(p *modelPermit, o Outcome) bool {
 		// before this report: the timeout is the Failure, the report late.
 		m.fire()
 	}
+	m.openFor = d // for an opening this report makes, not the timeout's above
+	defer func() { m.openFor = 0 }()
 	if p.epoch != m.epoch {
 		return false // stale: granted before the latest transition
 	}
@@ -334,6 +342,11 @@ func (m *model) fire() {
 // retry*2^(k-1), capped), then jitter's draw, known only within bounds.
 func (m *model) open(at time.Time, reason string) *modelEvent {
 	m.openings++
+	if m.openFor > 0 { // the dependency's word: no backoff, no jitter (it still counts as an opening)
+		m.stats.retryAfters++
+		m.retryAt, m.retryKnown = at.Add(m.openFor), true
+		return m.transition(StateOpen, at, reason)
+	}
 	d := m.cfg.retry
 	if m.cfg.backoff > 0 {
 		for k := 1; k < m.openings && d < m.cfg.backoff; k++ {
@@ -848,6 +861,23 @@ func (r *modelRun) step(src *byteSource) {
 		p := r.pick(arg, false)
 		if p == nil {
 			r.permit()
+			return
+		}
+		if op == opReport && arg>>4 >= 12 {
+			// A quarter of them with a Retry-After: shorter or longer than
+			// the retry timer, on a Failure (which may open) or an outcome
+			// it does not concern.
+			o, d := outcome, r.cfg.retry/3
+			switch arg >> 4 {
+			case 13:
+				o = Failure
+			case 14:
+				d = 2 * r.cfg.retry
+			case 15:
+				o, d = Failure, 5*r.cfg.retry/2+time.Nanosecond
+			}
+			r.logf("ReportRetryAfter(%v, %v) probe=%v epoch=%d", o, d, p.probe, p.epoch)
+			r.reported(p.real.ReportRetryAfter(o, d), r.m.reportRetryAfter(p, o, d))
 			return
 		}
 		if op == opReport {
@@ -1598,6 +1628,15 @@ func FuzzModel(f *testing.F) {
 		op(opPermit, 0), op(opPermit, 0), op(opReport, failure), op(opAdvanceToDue, 0), op(opReportAny, success|1),
 		op(opPermit, 0), op(opReport, ignored), op(opReportAny, success), op(opPermit, 0), op(opBadOutcome, 0),
 		op(opReport, failure), op(opAdvance, 200), op(opPermit, 0), op(opReport, success)))
+	// The dependency's Retry-After (ReportRetryAfter, high nibbles 0xC-0xF):
+	// a trip open for a third of the retry timer, a failed probe for 2.5
+	// timers and 1ns, a success and an ignored report that carry one and
+	// change nothing of the kind.
+	f.Add(modelInput([5]byte{0, 0, 0, 0, 0},
+		op(opPermit, 0), op(opReport, 0xd0), op(opPermit, 0), op(opAdvanceBefore, 0), op(opPermit, 0),
+		op(opAdvanceToDue, 0), op(opPermit, 0), op(opReport, 0xf0), op(opAdvanceBefore, 0), op(opPermit, 0),
+		op(opAdvanceToDue, 0), op(opPermit, 0), op(opReport, 0xe0), op(opPermit, 0), op(opReport, 0xc0),
+		op(opPermit, 0), op(opReport, 0xf0), op(opAdvanceToDue, 0), op(opPermit, 0)))
 	// Calls and errors under a classifier, with a lazy subscriber and a cancel.
 	f.Add(modelInput([5]byte{1, 3, 1, 3, 1},
 		op(opSubscribe, 1), op(opSubscribe, 0), op(opCall, 0x10), op(opCall, 0x11), op(opReportErr, 0x30),
@@ -1625,6 +1664,12 @@ func FuzzModel(f *testing.F) {
 		op(opCycle, failure), op(opCycle, failure), op(opAdvanceToDue, 0), op(opPermit, 0), op(opAdvanceToDue, 0),
 		op(opCycle, failure), op(opCycle, failure), op(opCycle, success), op(opTrip, 1), op(opAdvanceToDue, 0),
 		op(opPermit, 0), op(opAdvanceLate, 0), op(opReport, success), op(opAdvanceToDue, 0)))
+	// Backoff and jitter give way to a Retry-After, which still counts as an
+	// opening: the next opening without one backs off from it.
+	f.Add(policyInput([5]byte{4, 1, 0, 0, 0}, [5]byte{0, 0, 0x31, 0, 7},
+		op(opCycle, failure), op(opAdvanceToDue, 0), op(opPermit, 0), op(opReport, 0xd0), op(opAdvanceBefore, 0),
+		op(opPermit, 0), op(opAdvanceToDue, 0), op(opPermit, 0), op(opReport, failure), op(opAdvanceToDue, 0),
+		op(opPermit, 0), op(opReport, 0xf0), op(opAdvanceToDue, 0), op(opCycle, success)))
 	// Three probe successes to close, an ignored probe and a failed one in
 	// between.
 	f.Add(policyInput([5]byte{5, 2, 0, 0, 0}, [5]byte{0, 0, 0, 3, 0},
