@@ -38,7 +38,7 @@ type Cluster struct {
 	wakec  chan struct{}  // from readers, Join and the receiver -> worker; buffered 1: a pending wake is enough
 
 	healthy atomic.Bool
-	stats   struct{ dropped, votes, trips, polls, reads, errors atomic.Uint64 }
+	stats   struct{ dropped, gaps, votes, trips, polls, reads, errors atomic.Uint64 }
 
 	// Guarded by mu; written by Join, leave, the readers and the receiver,
 	// taken by the worker:
@@ -65,6 +65,7 @@ type member struct {
 	ownOpen bool        // opened by its own rules since the worker last looked (and not closed since)
 	closed  bool        // closed since the worker last looked
 	latest  actor.State // the state of the latest event
+	seq     uint64      // the Seq of the latest event; 0: none yet
 
 	// tripMu serialises the worker's Trip with leave: once leave returns,
 	// the cluster never trips the breaker again.
@@ -80,6 +81,7 @@ type member struct {
 // Stats are a cluster's counters since NewCluster.
 type Stats struct {
 	Dropped uint64 // news or hints that did not fit in a bounded queue (the worker re-scanned instead)
+	Gaps    uint64 // gaps in a breaker's events (its subscription fell behind and lost the oldest), each taken as a close
 	Votes   uint64 // vote scripts that ran: casts, renewals and withdrawals
 	Trips   uint64 // local breakers this cluster tripped because of a quorum
 	Polls   uint64 // successful reads of the index of voted names
@@ -149,6 +151,7 @@ func (c *Cluster) Healthy() bool { return c.healthy.Load() }
 func (c *Cluster) Stats() Stats {
 	return Stats{
 		Dropped: c.stats.dropped.Load(),
+		Gaps:    c.stats.gaps.Load(),
 		Votes:   c.stats.votes.Load(),
 		Trips:   c.stats.trips.Load(),
 		Polls:   c.stats.polls.Load(),
@@ -262,13 +265,27 @@ func (c *Cluster) remove(m *member) {
 
 // note records an event of m's breaker for the worker. It coalesces: a
 // breaker that flaps a thousand times before the worker looks is one entry.
+//
+// A gap in Seq means the subscription fell more than actor.SubscriberBuffer
+// events behind and lost the oldest, which may have held a close: note
+// takes it as one, so that a vote whose evidence may have ended is
+// withdrawn rather than left to count towards a quorum until it expires. If
+// the breaker is still failing by its own rules, its next own opening (this
+// event, or a later one) votes again.
 func (c *Cluster) note(m *member, ev actor.Event) {
 	c.mu.Lock()
+	gap := m.seq != 0 && ev.Seq > m.seq+1
+	m.seq = ev.Seq
 	m.latest = ev.To
+	if gap {
+		c.stats.gaps.Add(1)
+	}
 	switch {
-	case ev.To == actor.StateClosed:
+	case ev.To == actor.StateClosed || gap:
 		m.closed = true
 		m.ownOpen = false
+	}
+	switch {
 	case ev.To == actor.StateOpen && !ev.External:
 		// Only an opening by the breaker's own rules is evidence. One made
 		// by Trip (the cluster's own doing) or ForceOpen is not: voting for

@@ -234,6 +234,43 @@ func TestCloseWithdrawsVote(t *testing.T) {
 	})
 }
 
+// A breaker's subscription that falls more than actor.SubscriberBuffer
+// events behind loses the oldest. A close among them still withdraws the
+// vote, before it would expire (and count towards a quorum meanwhile).
+func TestEventGapCountsAsClose(t *testing.T) {
+	rc := sharedClient(t)
+	ns := namespace(t)
+	a := newInstance(t, shared.addr, "inbox", fast(ns, 2)...)
+	fail(t, a.b)
+	wantOwnOpen(t, a)
+	eventually(t, 5*time.Second, "a's vote", func() bool { return len(liveVotes(t, rc, ns, "inbox")) == 1 })
+
+	// Holding the cluster's lock keeps its reader inside note with at most
+	// one event, while the breaker's subscription fills up behind it.
+	a.c.mu.Lock()
+	a.clk.Add(retry) // half-open
+	succeed(t, a.b)  // closed: the event the reader will not see
+	for i := range actor.SubscriberBuffer + 4 {
+		control := a.b.ForceOpen // neither is evidence, nor a close
+		if i%2 == 1 {
+			control = a.b.Disable
+		}
+		if err := control(); err != nil {
+			a.c.mu.Unlock()
+			t.Fatal(err)
+		}
+	}
+	a.c.mu.Unlock()
+
+	eventually(t, 3*time.Second, "a's vote withdrawn (it lives 5s)", func() bool {
+		n, err := rc.Exists(context.Background(), votesKey(ns, "inbox"), castKey(ns, "inbox")).Result()
+		return err == nil && n == 0
+	})
+	if got := a.c.Stats().Gaps; got != 1 {
+		t.Errorf("Stats().Gaps = %d, want 1", got)
+	}
+}
+
 // A breaker that flaps does not flood Redis: at most one vote script per
 // name per poll interval, whatever the number of openings.
 func TestFlappingIsRateLimited(t *testing.T) {
