@@ -32,13 +32,7 @@ func logToBuffer(t *testing.T) *bytes.Buffer {
 func TestClientGroupFullPassesThrough(t *testing.T) {
 	logs := logToBuffer(t)
 	c := newClient(t, clock.NewMock(), WithGroupOptions(actor.WithMaxBreakers(1), actor.WithLogger(quiet)))
-	e, lis := serve(t)
-	dialer := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
-	first := dialTarget(t, "passthrough:///first", dialer, c)
-	second := dialTarget(t, "passthrough:///second", dialer, c)
-	for i := 0; i < actor.DefaultAllowedFails; i++ {
-		_ = call(context.Background(), first, methodUnary, code(codes.Unavailable))
-	}
+	e, first, second := openFirstOfTwo(t, c)
 	if err := call(context.Background(), first, methodUnary, "ok"); !errors.Is(err, actor.ErrOpen) {
 		t.Fatalf("first target: %v, want a refusal", err)
 	}
@@ -56,6 +50,20 @@ func TestClientGroupFullPassesThrough(t *testing.T) {
 	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "passthrough:///second") {
 		t.Errorf("logs, want one Warn naming the target:\n%s", logs)
 	}
+}
+
+// openFirstOfTwo dials two targets of one server through c and opens the
+// first one's breaker.
+func openFirstOfTwo(t *testing.T, c *Client) (e *echo, first, second *grpc.ClientConn) {
+	t.Helper()
+	e, lis := serve(t)
+	dialer := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
+	first = dialTarget(t, "passthrough:///first", dialer, c)
+	second = dialTarget(t, "passthrough:///second", dialer, c)
+	for i := 0; i < actor.DefaultAllowedFails; i++ {
+		_ = call(context.Background(), first, methodUnary, code(codes.Unavailable))
+	}
+	return e, first, second
 }
 
 func TestServerGroupFullPassesThrough(t *testing.T) {
@@ -111,13 +119,7 @@ func TestWithLogger(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Stop)
-	_, lis := serve(t)
-	dialer := func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }
-	first := dialTarget(t, "passthrough:///first", dialer, c)
-	second := dialTarget(t, "passthrough:///second", dialer, c)
-	for i := 0; i < actor.DefaultAllowedFails; i++ {
-		_ = call(context.Background(), first, methodUnary, code(codes.Unavailable))
-	}
+	_, _, second := openFirstOfTwo(t, c)
 	if r := nextRecord(t, own); r.Level != slog.LevelWarn || !strings.Contains(r.Message, "opened") {
 		t.Fatalf("first record %v %q, want the breaker's Warn on opening", r.Level, r.Message)
 	}

@@ -219,19 +219,30 @@ func TestCloseWithdrawsVote(t *testing.T) {
 	rc := sharedClient(t)
 	ns := namespace(t)
 	a := newInstance(t, shared.addr, "cdn", fast(ns, 2)...)
-	fail(t, a.b)
-	wantOwnOpen(t, a)
-	eventually(t, 5*time.Second, "a's vote", func() bool { return len(liveVotes(t, rc, ns, "cdn")) == 1 })
+	openAndVote(t, a, rc, ns)
 	a.clk.Add(retry)
 	next(t, a.events)
 	succeed(t, a.b)
 	if ev := next(t, a.events); ev.To != actor.StateClosed {
 		t.Fatalf("event %+v, want closed", ev)
 	}
-	eventually(t, 5*time.Second, "a's vote withdrawn", func() bool {
-		n, err := rc.Exists(context.Background(), votesKey(ns, "cdn"), castKey(ns, "cdn")).Result()
+	eventually(t, 5*time.Second, "a's vote withdrawn", noVote(rc, ns, "cdn"))
+}
+
+// openAndVote opens a's breaker by its own failure and waits for its vote.
+func openAndVote(t *testing.T, a *instance, rc *redis.Client, ns string) {
+	t.Helper()
+	fail(t, a.b)
+	wantOwnOpen(t, a)
+	eventually(t, 5*time.Second, "a's vote", func() bool { return len(liveVotes(t, rc, ns, a.b.Name())) == 1 })
+}
+
+// noVote reports whether name's keys are gone: no instance votes for it.
+func noVote(rc *redis.Client, ns, name string) func() bool {
+	return func() bool {
+		n, err := rc.Exists(context.Background(), votesKey(ns, name), castKey(ns, name)).Result()
 		return err == nil && n == 0
-	})
+	}
 }
 
 // A breaker's subscription that falls more than actor.SubscriberBuffer
@@ -241,9 +252,7 @@ func TestEventGapCountsAsClose(t *testing.T) {
 	rc := sharedClient(t)
 	ns := namespace(t)
 	a := newInstance(t, shared.addr, "inbox", fast(ns, 2)...)
-	fail(t, a.b)
-	wantOwnOpen(t, a)
-	eventually(t, 5*time.Second, "a's vote", func() bool { return len(liveVotes(t, rc, ns, "inbox")) == 1 })
+	openAndVote(t, a, rc, ns)
 
 	// Holding the cluster's lock keeps its reader inside note with at most
 	// one event, while the breaker's subscription fills up behind it.
@@ -262,10 +271,7 @@ func TestEventGapCountsAsClose(t *testing.T) {
 	}
 	a.c.mu.Unlock()
 
-	eventually(t, 3*time.Second, "a's vote withdrawn (it lives 5s)", func() bool {
-		n, err := rc.Exists(context.Background(), votesKey(ns, "inbox"), castKey(ns, "inbox")).Result()
-		return err == nil && n == 0
-	})
+	eventually(t, 3*time.Second, "a's vote withdrawn (it lives 5s)", noVote(rc, ns, "inbox"))
 	if got := a.c.Stats().Gaps; got != 1 {
 		t.Errorf("Stats().Gaps = %d, want 1", got)
 	}
