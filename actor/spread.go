@@ -60,8 +60,8 @@ type hotCalls struct {
 	// Sampling (cells == nil). Updated racily by samplers: a lost update
 	// only delays or hastens spreading.
 	p       atomic.Int32 // the P of the last sample
-	strikes atomic.Int32 // samples in a row from another P than the one before, within hotWindow
-	at      atomic.Int64 // the clock at the last sample, in UnixNano
+	strikes atomic.Int32 // changes of P in a row, each sample within hotWindow of the one before
+	at      atomic.Int64 // the time of the last sample: monotonic(), in ns
 	_       [64 - 24 - 16]byte
 }
 
