@@ -423,7 +423,7 @@ func (p *Permit) Report(err error) bool {
 		return false
 	}
 	if p.slow() { // WithSlowCall: too late to count as anything but a Failure, a cancellation included
-		if p.b.settleSlow(p.t, Failure, 0) {
+		if p.b.settleSlow(p.t, Failure, retryAfterOf(err)) { // the dependency's word still holds
 			p.b.logClassified(p.ctx, classified{Failure, whySlow}, err)
 			return true
 		}
@@ -441,7 +441,7 @@ func (p *Permit) Report(err error) bool {
 func (b *Breaker) reportErr(ctx context.Context, t ticket, err error) bool {
 	classifiedOK := false
 	defer func() {
-		if !classifiedOK && b.settleSlow(t, Failure, 0) {
+		if !classifiedOK && b.settleSlow(t, Failure, retryAfterOf(err)) {
 			b.logClassified(ctx, classified{Failure, whyClassifierPanicked}, err)
 		}
 	}()

@@ -84,7 +84,7 @@ func Call[T any](ctx context.Context, b *Breaker, fn func(context.Context) (T, e
 		if owed {
 			b.counts.requests.Add(1)
 		}
-		if b.settleSlow(t, Failure, 0) {
+		if b.settleSlow(t, Failure, retryAfterOf(err)) { // the dependency's word still holds
 			b.logClassified(ctx, classified{Failure, whySlow}, err)
 		}
 		return result, err

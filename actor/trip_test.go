@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/benbjohnson/clock"
 )
 
 // Trip opens a closed breaker as its own rule would, marks the event
@@ -96,6 +98,51 @@ func TestReportRetryAfterSetsOpenPeriod(t *testing.T) {
 	next(t, events)
 	if oe := refused(t, b); oe.RetryAfter() != 90*time.Second {
 		t.Fatalf("RetryAfter = %v, want 90s from the error", oe.RetryAfter())
+	}
+}
+
+// A RetryAfterError holds however the report comes to count as a Failure:
+// a slow Report or Call (WithSlowCall), and a classifier that panics.
+func TestRetryAfterErrorHoldsOnEveryFailurePath(t *testing.T) {
+	const slow = 100 * time.Millisecond
+	dependency := &RetryAfterError{Err: errors.New("503"), After: time.Minute}
+	for _, tc := range []struct {
+		name   string
+		opts   []Option
+		report func(b *Breaker, mock *clock.Mock)
+	}{
+		{"slow Report", []Option{WithSlowCall(slow)}, func(b *Breaker, mock *clock.Mock) {
+			p := permit(t, b)
+			mock.Add(2 * slow)
+			if !p.Report(dependency) {
+				t.Fatal("slow Report not applied")
+			}
+		}},
+		{"slow Call", []Option{WithSlowCall(slow)}, func(b *Breaker, mock *clock.Mock) {
+			_, _ = Call(context.Background(), b, func(context.Context) (int, error) {
+				mock.Add(2 * slow)
+				return 0, dependency
+			})
+		}},
+		{"panicking classifier", []Option{WithClassifier(func(error) Outcome { panic("classifier") })}, func(b *Breaker, _ *clock.Mock) {
+			p := permit(t, b)
+			defer func() {
+				if recover() == nil {
+					t.Fatal("the classifier's panic did not go on")
+				}
+			}()
+			p.Report(dependency)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, mock := start(t, append([]Option{WithAllowedFails(1), WithRetryTimer(time.Second)}, tc.opts...)...)
+			events := subscribe(t, b)
+			tc.report(b, mock)
+			expectTransition(t, events, StateClosed, StateOpen)
+			if oe := refused(t, b); oe.RetryAfter() != time.Minute {
+				t.Fatalf("RetryAfter = %v, want the dependency's minute, not the 1s retry timer", oe.RetryAfter())
+			}
+		})
 	}
 }
 
