@@ -480,9 +480,23 @@ var (
 	modelRetries = []time.Duration{time.Millisecond, 10 * time.Millisecond, time.Second, 30 * time.Second, 90 * time.Minute, 7*time.Second + 3}
 	modelProbes  = []time.Duration{0, 0, time.Millisecond, 4 * time.Millisecond, 5 * time.Second, 2 * time.Hour}
 	// modelErrors are what Report and Call's fn return in the model test.
+	// The last carries a dependency's Retry-After: a Failure under the
+	// default rules, a Success or Ignored under others.
 	modelErrors = []error{nil, errBoom, errNotFound, errRateLimit, context.Canceled,
-		fmt.Errorf("call: %w", context.Canceled), context.DeadlineExceeded, fmt.Errorf("call: %w", errNotFound)}
+		fmt.Errorf("call: %w", context.Canceled), context.DeadlineExceeded,
+		&RetryAfterError{Err: fmt.Errorf("call: %w", errNotFound), After: 45 * time.Second}}
 )
+
+// modelRetryAfter is the dependency's word an error carries
+// (RetryAfterError), 0 for none: it holds whatever makes the report an
+// opening Failure, the classifier or WithSlowCall.
+func modelRetryAfter(err error) time.Duration {
+	var ra *RetryAfterError
+	if errors.As(err, &ra) {
+		return max(ra.After, 0)
+	}
+	return 0
+}
 
 func (c modelConfig) probeTimeout() time.Duration {
 	if c.probe == 0 {
@@ -887,7 +901,7 @@ func (r *modelRun) step(src *byteSource) {
 		}
 		err := modelErrors[int(arg>>4)%len(modelErrors)]
 		r.logf("Report(%v) probe=%v epoch=%d", err, p.probe, p.epoch)
-		r.reported(p.real.Report(err), r.m.report(p, r.cfg.outcomeOf(err)))
+		r.reported(p.real.Report(err), r.m.reportRetryAfter(p, r.cfg.outcomeOf(err), modelRetryAfter(err)))
 	case opReportAny:
 		p := r.pick(arg, true)
 		if p == nil {
@@ -1182,7 +1196,7 @@ func (r *modelRun) call(fnErr error, invalid bool, takes time.Duration) {
 	if fnErr == nil && invalid {
 		o = Failure
 	}
-	if !r.m.report(want, o) {
+	if !r.m.reportRetryAfter(want, o, modelRetryAfter(fnErr)) {
 		r.fatalf("model: Call's report not applied")
 	}
 	r.drainNow(r.driver) // semantic 7, as for Report
@@ -1575,6 +1589,7 @@ func (tot *modelTally) add(s modelStats, transitions int) {
 	tot.probeRuns += s.probeRuns
 	tot.slow += s.slow
 	tot.controls += s.controls
+	tot.retryAfters += s.retryAfters
 }
 
 // TestModel runs random sequences against the model, each seed a parallel
@@ -1683,6 +1698,21 @@ func FuzzModel(f *testing.F) {
 		op(opPermit, 0), op(opAdvance, 128), op(opReport, success), op(opPermit, 0), op(opAdvance, 129),
 		op(opReportErr, 0x40), op(opCall, 0x02), op(opCall, 0x04), op(opCall, 0x44), op(opCall, 0x08),
 		op(opCycle, success), op(opPermit, 0), op(opAdvance, 129), op(opReport, success)))
+	// A RetryAfterError (modelErrors' last) holds when the report is a
+	// Failure because it was slow: a slow Report trips for its 45s, not the
+	// 1s retry timer, and so does a slow Call once the probe has closed it.
+	f.Add(policyInput([5]byte{4, 2, 0, 0, 0}, [5]byte{0, 0, 0, 0x30, 0},
+		op(opPermit, 0), op(opAdvance, 129), op(opReportErr, 0x70), op(opPermit, 0), op(opAdvanceBefore, 0),
+		op(opPermit, 0), op(opAdvanceToDue, 0), op(opPermit, 0), op(opReport, success), op(opCall, 0x78),
+		op(opPermit, 0), op(opAdvanceBefore, 0), op(opPermit, 0), op(opAdvanceToDue, 0), op(opPermit, 0),
+		op(opReport, success),
+		// ReportRetryAfter(Success, retry/3), slow: a Failure, open for retry/3.
+		op(opPermit, 0), op(opAdvance, 129), op(opReport, 0xc0), op(opPermit, 0), op(opAdvanceToDue, 0),
+		op(opPermit, 0), op(opReport, success)))
+	// A failure-rate trip (2 of 4) by a ReportRetryAfter opens for its period.
+	f.Add(policyInput([5]byte{4, 2, 0, 0, 0}, [5]byte{0x01, 0x03, 0, 0, 0},
+		op(opBurst, 1), burst(burstS, burstS, burstF), op(opPermit, 0), op(opReport, 0xf0), op(opPermit, 0),
+		op(opAdvanceBefore, 0), op(opPermit, 0), op(opAdvanceToDue, 0), op(opPermit, 0), op(opReport, success)))
 	// Manual control from every state, with its refusals, a silent Reset
 	// that keeps the generation, and a Reset while the retry timer is held
 	// back (the timer comes first).
