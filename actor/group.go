@@ -77,6 +77,7 @@ type groupOptions struct {
 	ttl        time.Duration
 	max        int
 	sweepHook  func() // tests only: called at the end of every sweep, outside the lock
+	offerHook  func() // tests only: called by offer between its check and its send
 }
 
 // WithIdleTTL sets how long a healthy breaker may go unused (no Get, permit
@@ -133,6 +134,12 @@ func withSweepHook(f func()) GroupOption {
 	return groupOptionFunc(func(o *groupOptions) error { o.sweepHook = f; return nil })
 }
 
+// withOfferHook is for tests: f is called by every offer of an event to a
+// subscriber, after the member was found present and before the send.
+func withOfferHook(f func()) GroupOption {
+	return groupOptionFunc(func(o *groupOptions) error { o.offerHook = f; return nil })
+}
+
 // GroupEvent is a transition of one breaker of a [Group], with its key.
 type GroupEvent[K comparable] struct {
 	Key K
@@ -161,6 +168,7 @@ type Group[K comparable] struct {
 	breaker    []Option // the group's options for every breaker, WithClock(clock) last
 	keyOptions func(K) []Option
 	sweepHook  func()
+	offerHook  func()
 	done       chan struct{} // closed when Stop has finished
 
 	// The hit path: read without mu.
@@ -273,6 +281,7 @@ func NewGroup[K comparable](opts ...GroupOption) (*Group[K], error) {
 		period:    max((o.ttl+1)/2, time.Nanosecond),
 		max:       o.max,
 		sweepHook: o.sweepHook,
+		offerHook: o.offerHook,
 		done:      make(chan struct{}),
 	}
 	if o.keyOptions != nil {
@@ -544,6 +553,7 @@ func (g *Group[K]) forgetLocked(m *member[K]) {
 	g.n.Store(int64(len(g.members)))
 	g.lruRemove(m)
 	m.dropped.Store(true)
+	g.fenceOffers()
 	g.hookLocked(m, false)
 	if len(g.members) == 0 && g.armed {
 		g.disarmLocked() // no sweeper while the group is empty
@@ -814,7 +824,11 @@ func (s *groupSub[K]) close() {
 }
 
 // offer is the breaker's onEvent hook: it runs on m's loop, so it never
-// blocks. A member the group forgot no longer speaks for its key.
+// blocks. A member the group forgot no longer speaks for its key: offer
+// checks that and sends under the subscription's read lock, and
+// forgetLocked takes every write lock once after marking m dropped
+// (fenceOffers), so no event of a forgotten breaker is delivered after
+// Remove returns or after its key has a new breaker (per-key order).
 func (g *Group[K]) offer(m *member[K], ev Event) {
 	subs := g.subs.Load()
 	if subs == nil || m.dropped.Load() {
@@ -823,10 +837,28 @@ func (g *Group[K]) offer(m *member[K], ev Event) {
 	gev := GroupEvent[K]{Key: m.key, Event: ev}
 	for _, s := range *subs {
 		s.mu.RLock()
-		if !s.closed {
+		if !s.closed && !m.dropped.Load() {
+			if g.offerHook != nil {
+				g.offerHook() // tests only
+			}
 			offerDropOldest(s.ch, gev)
 		}
 		s.mu.RUnlock()
+	}
+}
+
+// fenceOffers returns once every offer that found a member present before
+// it was marked dropped has sent its event. Called under g.mu, with the
+// subscriptions' locks taken after it, as everywhere.
+func (g *Group[K]) fenceOffers() {
+	subs := g.subs.Load()
+	if subs == nil {
+		return
+	}
+	for _, s := range *subs {
+		s.mu.Lock()
+		//lint:ignore SA2001 an empty critical section is the point: it waits for the read locks held by offers in flight
+		s.mu.Unlock()
 	}
 }
 
@@ -854,7 +886,8 @@ func offerDropOldest[T any](ch chan T, v T) {
 // drop-oldest rule are a breaker's ([SubscriberBuffer] events; a subscriber
 // that falls behind loses the oldest, never delaying a breaker). Transitions
 // of a breaker the group has forgotten (dropped or removed) are not
-// delivered. Subscribing costs the breakers nothing until they transition.
+// delivered: none comes after Remove returns or after the key has a new
+// breaker. Subscribing costs the breakers nothing until they transition.
 // cancel is safe to call more than once and after Stop; after Stop the
 // channel is closed, and Subscribe returns a closed channel.
 func (g *Group[K]) Subscribe() (events <-chan GroupEvent[K], cancel func()) {

@@ -497,6 +497,66 @@ func TestGroupEvents(t *testing.T) {
 	}
 }
 
+// An event the removed breaker's loop was sending when Remove came is
+// delivered before Remove returns, never after: so never after an event of
+// the key's next breaker either (per-key order).
+func TestGroupRemoveWaitsForEventInFlight(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	hook := withOfferHook(func() {
+		once.Do(func() {
+			close(entered)
+			<-release
+		})
+	})
+	tg := newTestGroup[string](t, WithAllowedFails(1), hook)
+	events, cancel := tg.Subscribe()
+	defer cancel()
+	old := tg.get(t, "a")
+	tripped := make(chan struct{})
+	go func() {
+		defer close(tripped)
+		Call(context.Background(), old, fail) // its loop stops in the hook, with the opening found deliverable
+	}()
+	select {
+	case <-entered:
+	case <-time.After(guard):
+		t.Fatal("the opening was never offered")
+	}
+	removed := make(chan struct{})
+	go func() {
+		defer close(removed)
+		tg.Remove("a")
+	}()
+	select {
+	case <-removed:
+		close(release)
+		t.Fatal("Remove returned while an event of the breaker it removed was still to be delivered")
+	case <-time.After(100 * time.Millisecond): // Remove waits for the send, as it must
+	}
+	close(release)
+	for _, c := range []chan struct{}{removed, tripped} {
+		select {
+		case <-c:
+		case <-time.After(guard):
+			t.Fatal("Remove or the trip did not return once the send was let go")
+		}
+	}
+	if ev := nextGroupEvent(t, events); ev.Key != "a" || ev.Seq != 1 || ev.To != StateOpen {
+		t.Fatalf("event %+v, want the removed breaker's opening", ev)
+	}
+	fresh := tg.get(t, "a")
+	Call(context.Background(), fresh, fail)
+	if ev := nextGroupEvent(t, events); ev.Key != "a" || ev.Seq != 1 || ev.To != StateOpen {
+		t.Fatalf("event %+v, want the fresh breaker's opening", ev)
+	}
+	select {
+	case ev := <-events:
+		t.Fatalf("unexpected event %+v", ev)
+	default:
+	}
+}
+
 func TestGroupEventsDropOldest(t *testing.T) {
 	tg := newTestGroup[int](t, WithAllowedFails(1))
 	events, cancel := tg.Subscribe()
