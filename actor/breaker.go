@@ -208,7 +208,7 @@ type Breaker struct {
 // calls, which counts as one request and one success (semantic 13: a Call's
 // request may be counted when it returns): one atomic per clean call; a
 // breaker busy from several CPUs counts them per P instead (see spread.go).
-// 64 bytes: a cache line of their own, written by callers.
+// 64 bytes, after every field that callers only read.
 type counters struct {
 	requests, rejected, successes, failures, ignored atomic.Uint64
 	calls                                            atomic.Uint64 // see callCount

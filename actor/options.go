@@ -275,8 +275,10 @@ func WithProbeSuccesses(n int) Option {
 // gave up (context.Canceled, otherwise Ignored) counts too: without this, a
 // hung dependency whose callers all cancel never trips anything. It costs a
 // clock read when a permit is granted and one when it is reported; without
-// it, a closed breaker reads no clock per call. Default: off; d <= 0 is an
-// error.
+// it, a closed breaker reads no clock per call (its own clock never; the
+// runtime's monotonic time once every 256 clean Calls, to tell whether to
+// spread its counter: see the package documentation). Default: off; d <= 0
+// is an error.
 func WithSlowCall(d time.Duration) Option {
 	return optionFunc(func(o *options) error {
 		if d <= 0 {
